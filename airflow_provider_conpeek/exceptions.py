@@ -1,0 +1,64 @@
+"""Exceptions raised by the Conpeek provider.
+
+Every message names what went wrong and how to fix it, and never contains the API key.
+
+* :class:`ConpeekConfigError` -- bad input (arguments, filters, connection), raised before
+  any request is sent.
+* :class:`ConpeekAPIError` and its subclasses -- the server answered with an error.
+* :class:`ConpeekPagingError` -- the server's pages cannot be trusted (a repeated page, too
+  many pages, a malformed body); raised instead of looping forever or writing bad data.
+"""
+
+from __future__ import annotations
+
+from airflow.exceptions import AirflowException
+
+
+class ConpeekError(AirflowException):
+    """Base class of every error raised by this provider."""
+
+
+class ConpeekConfigError(ConpeekError, ValueError):
+    """Invalid input, detected before any request is sent."""
+
+
+class ConpeekFilterError(ConpeekConfigError):
+    """A filter is invalid: unknown property, wrong value type, bad operator or date."""
+
+
+class ConpeekAPIError(ConpeekError):
+    """The Conpeek API answered with an error status.
+
+    :param message: human-readable explanation (never contains the API key).
+    :param status: the HTTP status code, or ``None`` when no response was received.
+    :param body: the server's response body text (truncated), if any.
+    :param url: the URL tried, without credentials.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, body: str = "", url: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+        self.url = url
+
+
+class ConpeekBadRequestError(ConpeekAPIError):
+    """HTTP 400: the server rejected the request's parameters or filter."""
+
+
+class ConpeekAuthError(ConpeekAPIError):
+    """HTTP 401/403: the API key was rejected."""
+
+
+class ConpeekNotFoundError(ConpeekAPIError):
+    """HTTP 404: the endpoint does not exist at this base URL."""
+
+
+class ConpeekTransientError(ConpeekAPIError):
+    """A retryable failure (429, 5xx, connection error, timeout) outlasted every retry."""
+
+
+class ConpeekPagingError(ConpeekError):
+    """The server's pages are inconsistent or malformed; stopping instead of guessing."""
