@@ -1,0 +1,129 @@
+"""The extract window: which records a task run is responsible for.
+
+Shared by the operator and the sensor. The window is half-open, ``[start, end)``, sent as
+``gte`` start and ``lt`` end on a date property in UTC, so consecutive data intervals
+neither overlap nor leave a gap: a record created at 00:00:00 belongs to the interval that
+starts then.
+
+By default the window is the run's data interval. In Airflow 3, ``schedule="@daily"``
+means ``CronTriggerTimetable``, whose runs have a *zero-length* data interval; such a window
+is refused with an explanation instead of silently extracting nothing.
+
+Example::
+
+    window = resolve_window(context, None, None, "created_date")
+    window.filters  # [{"property": "created_date", "operator": "gte", ...}, {... "lt" ...}]
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider_conpeek.exceptions import ConpeekConfigError
+from airflow_provider_conpeek.filters import (
+    DATE_PROPERTIES,
+    API_DATETIME_FORMAT,
+    Filter,
+    date_window,
+    format_api_datetime,
+    validate_filters,
+)
+
+log = logging.getLogger(__name__)
+
+TIMETABLE_HINT = (
+    "In Airflow 3, schedule='@daily' (or any cron string) uses CronTriggerTimetable, whose "
+    "runs have a zero-length data interval. Schedule the DAG with "
+    "CronDataIntervalTimetable('@daily', timezone='UTC') (from airflow.timetables.interval), "
+    "or pass window_start and window_end explicitly."
+)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A half-open window ``[start, end)`` on one date property, in the API's UTC format."""
+
+    date_property: str
+    start: str
+    end: str
+
+    @property
+    def filters(self) -> list[Filter]:
+        """The ``gte``/``lt`` filter pair for this window."""
+        return date_window(self.start, self.end, property=self.date_property)
+
+    def as_dict(self) -> dict[str, str]:
+        """JSON-safe form, for XCom and logs."""
+        return {"date_property": self.date_property, "start": self.start, "end": self.end}
+
+
+def resolve_window(
+    context: Mapping[str, Any],
+    window_start: Any,
+    window_end: Any,
+    date_property: str,
+) -> Window:
+    """Validate the window arguments against the run's data interval. No I/O.
+
+    :param context: the task context (``data_interval_start`` / ``data_interval_end``).
+    :param window_start: explicit start, or ``None`` for the data interval's start.
+    :param window_end: explicit end, or ``None`` for the data interval's end.
+    :param date_property: ``created_date`` or ``closed_date``.
+    """
+    if date_property not in DATE_PROPERTIES:
+        raise ConpeekConfigError(
+            f"date_property must be one of {', '.join(DATE_PROPERTIES)}, got {date_property!r}."
+        )
+    start = _bound(context, window_start, "window_start", "data_interval_start")
+    end = _bound(context, window_end, "window_end", "data_interval_end")
+    if start == end:
+        raise ConpeekConfigError(
+            f"The window [{start}, {end}) is empty: window_start equals window_end, so there "
+            f"is nothing to extract. {TIMETABLE_HINT}"
+        )
+    if start > end:  # the API's format sorts chronologically
+        raise ConpeekConfigError(
+            f"window_start ({start}) is after window_end ({end}). Swap them, or check the "
+            "templates that render them."
+        )
+    now = datetime.now(timezone.utc).strftime(API_DATETIME_FORMAT)
+    if end > now:
+        log.warning(
+            "The window ends in the future (%s > now %s UTC): records created later in the "
+            "window will be missing from this extract; rerun it after the window has closed.",
+            end,
+            now,
+        )
+    return Window(date_property=date_property, start=start, end=end)
+
+
+def _bound(context: Mapping[str, Any], value: Any, name: str, context_key: str) -> str:
+    if value is None or value == "":
+        value = context.get(context_key)
+        if value is None:
+            raise ConpeekConfigError(
+                f"{name} was not given and this run has no {context_key} (for example a run "
+                f"whose timetable has no data interval). Pass {name} explicitly. "
+                f"{TIMETABLE_HINT}"
+            )
+    return format_api_datetime(value, name=name)
+
+
+def combine_filters(window: Window, filters: Sequence[Any] | None) -> list[Filter]:
+    """The window's filters plus the user's extra filters (validated).
+
+    Extra filters on the window's own date property are refused: the window arguments own it.
+    """
+    extra = validate_filters(filters) if filters else []
+    for item in extra:
+        if item["property"] == window.date_property:
+            raise ConpeekConfigError(
+                f"filters contains a {window.date_property!r} condition, but the window "
+                f"(window_start/window_end) already sets {window.date_property!r}. Remove it "
+                "from filters and use window_start/window_end instead."
+            )
+    return window.filters + extra
