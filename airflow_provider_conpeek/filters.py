@@ -46,8 +46,7 @@ Decisions where the vendor's documentation is silent or inconsistent:
   vendor's own example encodes byte-for-byte as documented.
 
 This module imports only the standard library and the provider's exceptions (which import
-only ``airflow.exceptions``), so it is cheap
-to import from DAG files.
+only ``airflow.exceptions``), so it is cheap to import from DAG files.
 """
 
 from __future__ import annotations
