@@ -1,0 +1,93 @@
+"""``conpeek-sandbox``: run the fake Conpeek API from the command line.
+
+Example::
+
+    conpeek-sandbox --port 8080 --records 50000 --latency-ms 20 \\
+        --fault-json '{"rules": [{"kind": "429", "retry_after": "1", "every": 10}]}'
+
+Prints one line with the base URL and the ``AIRFLOW_CONN_CONPEEK_DEFAULT`` value, then
+serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from types import FrameType
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="conpeek-sandbox", description="Run the fake Conpeek API.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    p.add_argument("--records", type=int, default=50_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--start", default="2026-01-01", help="first UTC day (ISO date)")
+    p.add_argument("--days", type=int, default=3)
+    p.add_argument("--api-key", default="sandbox-key")
+    p.add_argument("--path-prefix", default="/api/v1_3")
+    p.add_argument("--latency-ms", type=float, default=None, help="added to every API request")
+    p.add_argument("--max-limit", type=int, default=None, help="silently clamp larger limits")
+    p.add_argument("--fault-json", default=None, help="FaultConfig as JSON")
+    p.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sandbox until SIGINT/SIGTERM; returns the exit status."""
+    args = _parser().parse_args(argv)
+    from airflow_provider_conpeek.testing.sandbox import FaultConfig, SandboxServer
+
+    try:
+        faults = FaultConfig.from_dict(json.loads(args.fault_json)) if args.fault_json else None
+    except ValueError as exc:
+        print(f"conpeek-sandbox: invalid --fault-json: {exc}", file=sys.stderr)
+        return 2
+    if args.latency_ms is not None:
+        faults = faults or FaultConfig()
+        faults.latency = args.latency_ms / 1000.0
+    server = SandboxServer(
+        args.records,
+        seed=args.seed,
+        start=args.start,
+        days=args.days,
+        api_key=args.api_key,
+        path_prefix=args.path_prefix,
+        host=args.host,
+        port=args.port,
+        max_limit=args.max_limit,
+        faults=faults,
+        verbose=args.verbose,
+    )
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    old = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"conpeek-sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        conn = shlex.quote(server.airflow_connection_json())
+        print(
+            f"conpeek-sandbox serving {server.url} (export AIRFLOW_CONN_CONPEEK_DEFAULT={conn})",
+            flush=True,
+        )
+        while not done.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
