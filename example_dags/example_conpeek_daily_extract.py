@@ -1,0 +1,46 @@
+"""Daily extract of Conpeek voice campaign request summaries into S3.
+
+Copy this file into your DAGs folder, create the ``conpeek_default`` connection (host: your
+base URL, e.g. ``https://tenant.cloud.conpeek.com/api/v1_3``; password: the API key) and an
+``aws_default`` connection, and set ``CONPEEK_S3_BUCKET``.
+
+Each run extracts exactly one UTC day, ``[data_interval_start, data_interval_end)``, into
+``s3://<bucket>/conpeek/voice_campaign_request_summary/<day>.jsonl.gz``. Reruns and backfills
+overwrite their own day's object.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from airflow_provider_conpeek.operators.voice_campaign_summary import (
+    VoiceCampaignSummaryToS3Operator,
+)
+
+S3_BUCKET = os.environ.get("CONPEEK_S3_BUCKET", "my-data-lake")
+
+# [START howto_conpeek_daily_extract]
+with DAG(
+    dag_id="example_conpeek_daily_extract",
+    # Not schedule="@daily": in Airflow 3 that is CronTriggerTimetable, whose runs have a
+    # zero-length data interval. CronDataIntervalTimetable gives each run a whole day.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=True,
+    max_active_runs=3,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=5)},
+    tags=["conpeek", "example"],
+) as dag:
+    extract = VoiceCampaignSummaryToS3Operator(
+        task_id="extract_voice_campaign_request_summary",
+        conpeek_conn_id="conpeek_default",
+        aws_conn_id="aws_default",
+        s3_bucket=S3_BUCKET,
+        s3_key="conpeek/voice_campaign_request_summary/{{ data_interval_start | ds }}.jsonl.gz",
+    )
+# [END howto_conpeek_daily_extract]

@@ -1,0 +1,157 @@
+"""Paging stop conditions, each on its own, and concurrent paging == sequential paging."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekPagingError
+from airflow_provider_conpeek.paging import (
+    check_not_repeated,
+    check_page_ceiling,
+    is_exhausted,
+    is_short,
+    iter_pages,
+    validate_paging_args,
+)
+
+
+class ListSource:
+    """An in-memory endpoint: limit/offset over a list, optionally capping the page size."""
+
+    def __init__(self, n: int, *, cap: int | None = None, delay: float = 0.0) -> None:
+        self.records = [{"id": i} for i in range(n)]
+        self.cap = cap
+        self.delay = delay
+        self.calls: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, offset: int, limit: int) -> list[dict[str, int]]:
+        with self._lock:
+            self.calls.append((offset, limit))
+        if self.delay:
+            time.sleep(self.delay)
+        if self.cap is not None:
+            limit = min(limit, self.cap)
+        return self.records[offset : offset + limit]
+
+
+def collect(source: ListSource, **kwargs: int) -> list[dict[str, int]]:
+    return [record for page in iter_pages(source, **kwargs) for record in page]
+
+
+def test_stop_conditions_alone() -> None:
+    assert is_exhausted([])
+    assert not is_exhausted([1])
+    assert is_short([1, 2], 3)
+    assert not is_short([1, 2, 3], 3)
+    check_not_repeated(None, [1], 0)
+    check_not_repeated([1], [2], 1)
+    check_not_repeated([], [], 1)  # two empty pages are not a loop
+    with pytest.raises(ConpeekPagingError, match="offset 5 is identical"):
+        check_not_repeated([1, 2], [1, 2], 5)
+    check_page_ceiling(3, 3)
+    with pytest.raises(ConpeekPagingError, match="max_pages=3"):
+        check_page_ceiling(4, 3)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, None])
+@pytest.mark.parametrize("name", ["page_size", "concurrency"])
+def test_paging_args_rejected(name: str, bad: object) -> None:
+    kwargs = {"page_size": 10, "concurrency": 1, name: bad}
+    with pytest.raises(ConpeekConfigError, match=name):
+        validate_paging_args(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("n", "expected_calls"),
+    [
+        (0, [(0, 10)]),
+        (1, [(0, 10), (1, 10)]),  # short page, confirmed by an empty one
+        (9, [(0, 10), (9, 10)]),
+        (10, [(0, 10), (10, 10)]),
+        (11, [(0, 10), (10, 10), (11, 10)]),
+        (35, [(0, 10), (10, 10), (20, 10), (30, 10), (35, 10)]),
+    ],
+)
+def test_sequential_requests_exact(n: int, expected_calls: list[tuple[int, int]]) -> None:
+    source = ListSource(n)
+    assert collect(source, page_size=10) == source.records
+    assert source.calls == expected_calls
+
+
+def test_server_page_cap_is_detected_and_followed() -> None:
+    source = ListSource(95, cap=20)
+    assert collect(source, page_size=50) == source.records
+    # 20 records for limit 50, confirmed non-empty, then paging at 20 per page.
+    assert source.calls[:3] == [(0, 50), (20, 50), (40, 20)]
+
+
+def test_server_ignoring_offset_raises() -> None:
+    records = [{"id": i} for i in range(10)]
+    with pytest.raises(ConpeekPagingError, match="ignore 'offset'"):
+        collect(lambda offset, limit: records[:limit], page_size=10)  # type: ignore[arg-type]
+    # Short first page + ignored offset: the confirmation repeats it.
+    with pytest.raises(ConpeekPagingError, match="ignore 'offset'"):
+        collect(lambda offset, limit: records[:5], page_size=10)  # type: ignore[arg-type]
+
+
+def test_page_ceiling_stops_an_endless_server() -> None:
+    def endless(offset: int, limit: int) -> list[dict[str, int]]:
+        return [{"id": offset + i} for i in range(limit)]
+
+    with pytest.raises(ConpeekPagingError, match="max_pages=5"):
+        collect(endless, page_size=10, max_pages=5)  # type: ignore[arg-type]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 400),
+    page_size=st.integers(1, 60),
+    concurrency=st.integers(1, 8),
+    cap=st.one_of(st.none(), st.integers(1, 60)),
+)
+def test_concurrent_equals_sequential(
+    n: int, page_size: int, concurrency: int, cap: int | None
+) -> None:
+    expected = list(range(n))
+    source = ListSource(n, cap=cap)
+    got = [r["id"] for r in collect(source, page_size=page_size, concurrency=concurrency)]
+    assert got == expected
+
+
+def test_concurrency_overlaps_requests() -> None:
+    source = ListSource(400, delay=0.02)
+    started = time.monotonic()
+    assert collect(source, page_size=10, concurrency=8) == source.records
+    elapsed = time.monotonic() - started
+    # 41 requests of 20 ms each take >= 0.8 s one at a time; with 8 in flight far less.
+    assert elapsed < 0.5, elapsed
+
+
+def test_failure_of_a_needed_page_propagates_and_speculation_is_cancelled() -> None:
+    cancel = threading.Event()
+
+    def failing(offset: int, limit: int) -> list[dict[str, int]]:
+        if offset == 30:
+            raise RuntimeError("page 30 failed")
+        return [{"id": offset + i} for i in range(limit)]
+
+    with pytest.raises(RuntimeError, match="page 30 failed"):
+        for _ in iter_pages(failing, page_size=10, concurrency=4, cancel=cancel):  # type: ignore[arg-type]
+            pass
+    assert cancel.is_set()
+
+
+def test_failure_beyond_the_end_is_ignored() -> None:
+    def source(offset: int, limit: int) -> list[dict[str, int]]:
+        if offset >= 50:
+            raise RuntimeError("speculative page beyond the end")
+        return [{"id": offset + i} for i in range(min(limit, 45 - offset))] if offset < 45 else []
+
+    pages = list(iter_pages(source, page_size=10, concurrency=4))  # type: ignore[arg-type]
+    assert [r["id"] for p in pages for r in p] == list(range(45))
