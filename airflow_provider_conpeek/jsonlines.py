@@ -60,7 +60,7 @@ class JsonLinesFile:
         self.path = Path(directory) / f"records{suffix}"
         self.records = 0
         self._raw: IO[bytes] = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self._out: IO[bytes] = (
+        self._out: gzip.GzipFile | IO[bytes] = (
             gzip.GzipFile(
                 filename="", fileobj=self._raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0
             )

@@ -25,8 +25,8 @@ from typing import Any
 
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.filters import (
-    DATE_PROPERTIES,
     API_DATETIME_FORMAT,
+    DATE_PROPERTIES,
     Filter,
     date_window,
     format_api_datetime,
