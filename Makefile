@@ -36,10 +36,10 @@ unit: venv
 test: lint typecheck unit
 
 demo: venv
-	$(BIN)/python -m airflow_provider_conpeek.testing.demo
+	$(BIN)/python dev/demo.py
 
 bench: venv
-	$(BIN)/python bench/run.py
+	$(BIN)/python dev/bench.py
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
