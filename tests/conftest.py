@@ -29,6 +29,7 @@ os.environ.update(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # Airflow retries without the 300 s wait
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -128,3 +129,19 @@ def airflow_connections(
     monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT", conpeek_sandbox.airflow_connection_json())
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3_server.connection_json())
     return conpeek_sandbox
+
+
+_REPORT: list[str] = []
+
+
+@pytest.fixture
+def report() -> Any:
+    """Add a line to the summary printed at the end of the run (e.g. retries per scenario)."""
+    return _REPORT.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _REPORT:
+        terminalreporter.section("reliability scenarios")
+        for line in _REPORT:
+            terminalreporter.write_line(line)
