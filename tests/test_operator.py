@@ -327,3 +327,30 @@ def test_module_import_does_not_load_heavy_libraries() -> None:
         env=os.environ.copy(),
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"host": ""}, "has no host"),
+        ({"password": ""}, "has no API key"),
+        ({"host": "ftp://example.com/api"}, "not an http"),
+        ({"extra": {"read_timout": 5}}, "unknown extra field 'read_timout'"),
+        ({"extra": {"read_timeout": "soon"}}, "read_timeout"),
+    ],
+)
+def test_bad_connection_fails_before_any_request(
+    airflow_connections: Any,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    sandbox = airflow_connections
+    conn = {**json.loads(sandbox.airflow_connection_json()), **change}
+    monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT", json.dumps(conn))
+    with pytest.raises(ConpeekConfigError, match=message) as info:
+        make(s3_bucket).execute(context())
+    assert "conpeek_default" in str(info.value)
+    assert sandbox.api_key not in str(info.value)
+    assert sandbox.request_log == []
