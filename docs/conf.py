@@ -1,0 +1,105 @@
+"""Sphinx configuration of the airflow-provider-conpeek documentation.
+
+Build with ``make docs`` (warnings are errors). Needs nothing beyond Sphinx itself: the
+theme is the built-in alabaster, there is no Markdown parser and nothing is fetched from the
+network (no intersphinx).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DOCS = Path(__file__).resolve().parent
+ROOT = DOCS.parent
+
+# autodoc imports the provider, which imports Airflow, which reads its configuration on
+# import. Unless AIRFLOW_HOME is set, point it at a throw-away home, so that building the
+# docs neither creates ~/airflow nor reads a local airflow.cfg. This must happen before
+# anything imports airflow.
+_airflow_home = tempfile.mkdtemp(prefix="conpeek-docs-airflow-")
+atexit.register(shutil.rmtree, _airflow_home, ignore_errors=True)
+os.environ.setdefault("AIRFLOW_HOME", _airflow_home)
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+sys.path.insert(0, str(ROOT))
+
+from airflow_provider_conpeek import __version__  # noqa: E402 - needs the path above
+
+# -- Project -----------------------------------------------------------------------------
+
+project = "airflow-provider-conpeek"
+author = "airflow-provider-conpeek developers"
+copyright = "airflow-provider-conpeek developers"
+version = release = __version__
+
+# -- General -----------------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.viewcode",
+]
+source_suffix = {".rst": "restructuredtext"}
+root_doc = "index"
+exclude_patterns = ["_build", "benchmarks.md"]
+nitpicky = False
+default_role = "literal"
+pygments_style = "sphinx"
+
+# -- autodoc -----------------------------------------------------------------------------
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_class_signature = "mixed"
+autodoc_default_options = {"show-inheritance": True}
+
+# -- HTML --------------------------------------------------------------------------------
+
+html_theme = "alabaster"
+html_title = f"{project} {release}"
+html_theme_options = {
+    "description": "Apache Airflow provider for Conpeek",
+    "fixed_sidebar": True,
+    "show_relbars": True,
+}
+html_static_path: list[str] = []
+html_show_sourcelink = False
+
+# -- benchmarks.md -----------------------------------------------------------------------
+# ``make bench`` generates docs/benchmarks.md (Markdown; Sphinx core cannot parse it). The
+# benchmarks page shows it verbatim with ``literalinclude``. If the file has not been
+# generated yet, the page says so instead of failing the build.
+
+BENCHMARKS_MD = DOCS / "benchmarks.md"
+BENCHMARKS_MARKER = ".. include generated benchmarks.md here"
+_BENCHMARKS_MISSING = """
+.. note::
+
+   ``docs/benchmarks.md`` has not been generated in this checkout yet. Run ``make bench``,
+   then ``make docs``.
+"""
+_BENCHMARKS_PRESENT = """
+.. literalinclude:: benchmarks.md
+   :language: markdown
+"""
+
+
+def _benchmarks_source(app: Any, docname: str, source: list[str]) -> None:
+    if docname == "benchmarks":
+        included = _BENCHMARKS_PRESENT if BENCHMARKS_MD.is_file() else _BENCHMARKS_MISSING
+        source[0] = source[0].replace(BENCHMARKS_MARKER, included)
+
+
+def _always_reread_benchmarks(app: Any, env: Any, added: Any, changed: Any, removed: Any) -> Any:
+    # The page's content depends on whether benchmarks.md exists, which Sphinx cannot track.
+    return ["benchmarks"]
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("source-read", _benchmarks_source)
+    app.connect("env-get-outdated", _always_reread_benchmarks)
+    return {"parallel_read_safe": True}
