@@ -32,7 +32,7 @@ Decisions where the vendor's documentation is silent or inconsistent:
   so a half-open window ``[start, end)`` whose bounds carry fractions cannot be expressed
   exactly; silently truncating would shift a bound. Truncate yourself if that is what you
   mean (``dt.replace(microsecond=0)``).
-* **``contact_number`` is rejected.** The vendor's example filter uses it but the documented
+* ``contact_number`` **is rejected.** The vendor's example filter uses it but the documented
   property list has only ``contact_number_list``; a filter the server silently ignored would
   widen an extract, so use ``contact_number_list`` with a list of strings.
 * **Empty lists are rejected** for list properties: "match nothing" and "no filter" are both
@@ -447,8 +447,9 @@ def date_window(
 ) -> list[Filter]:
     """Filters for the half-open window ``start <= property < end`` (``gte`` and ``lt``).
 
-    >>> date_window("2026-01-01T00:00:00Z", "2026-01-01 01:00:00", property="closed_date")
-    ... # doctest: +NORMALIZE_WHITESPACE
+    >>> date_window(  # doctest: +NORMALIZE_WHITESPACE
+    ...     "2026-01-01T00:00:00Z", "2026-01-01 01:00:00", property="closed_date"
+    ... )
     [{'property': 'closed_date', 'value': '2026-01-01 00:00:00', 'operator': 'gte'},
      {'property': 'closed_date', 'value': '2026-01-01 01:00:00', 'operator': 'lt'}]
 
