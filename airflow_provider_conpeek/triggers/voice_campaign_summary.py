@@ -1,0 +1,180 @@
+"""VoiceCampaignSummaryTrigger: waits in the triggerer until a window holds enough records.
+
+Used by :class:`~airflow_provider_conpeek.sensors.voice_campaign_summary.VoiceCampaignSummarySensor`
+with ``deferrable=True``. Each poll is one ``limit=1`` request
+(:meth:`~airflow_provider_conpeek.hooks.conpeek.ConpeekHook.has_at_least`), run in a worker
+thread so the triggerer's event loop never blocks: neither on the HTTP request, nor on the
+hook's retry back-off, nor on reading the connection.
+
+Reading the connection from a worker thread is deliberate. In Airflow 3 the synchronous
+``BaseHook.get_connection`` asks the triggerer's supervisor over its comms channel; called
+from a thread other than the event loop's, it hands the request to the loop
+(``run_coroutine_threadsafe``) and waits for the answer, which works in a real triggerer and
+in ``dag.test()`` (in-process comms) alike. Called on the event-loop thread itself it would
+need greenback or ``aget_connection``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:
+    from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
+
+CLASSPATH = "airflow_provider_conpeek.triggers.voice_campaign_summary.VoiceCampaignSummaryTrigger"
+
+
+class VoiceCampaignSummaryTrigger(BaseTrigger):
+    """Fire once at least ``min_records`` records match ``filters``.
+
+    Every argument is JSON-safe, so the trigger serialises as is. ``filters`` is the fully
+    rendered filter list, the window's ``gte``/``lt`` date filters included: the trigger does
+    no templating and knows nothing of data intervals.
+
+    Events (exactly one, then the trigger ends):
+
+    * ``{"status": "success", "records_at_least": min_records, "conpeek_conn_id": ...}``
+    * ``{"status": "error", "message": ..., "error_type": ..., "fatal": bool}`` when the API
+      or the connection fails in a way waiting cannot fix (HTTP 400/401/403/404, a bad
+      connection, a malformed response). ``fatal`` is true for errors a task retry cannot fix
+      either (bad key, bad request, bad configuration). The message never contains the API
+      key.
+
+    Transient failures (429, 5xx, timeouts, dropped connections), after the hook's own
+    retries, are logged and polling continues; the sensor's ``timeout`` (the deferral
+    timeout) bounds the wait.
+
+    :param conpeek_conn_id: the Conpeek connection.
+    :param filters: rendered filters in the API's dict form (window filters included).
+    :param min_records: how many matching records are enough (positive integer).
+    :param poll_interval: seconds between polls.
+
+    Example::
+
+        VoiceCampaignSummaryTrigger(
+            conpeek_conn_id="conpeek_default",
+            filters=[
+                {"property": "created_date", "operator": "gte", "value": "2026-01-01 00:00:00"},
+                {"property": "created_date", "operator": "lt", "value": "2026-01-02 00:00:00"},
+            ],
+            min_records=1,
+            poll_interval=300,
+        )
+    """
+
+    def __init__(
+        self,
+        *,
+        conpeek_conn_id: str = DEFAULT_CONN_ID,
+        filters: list[dict[str, Any]] | None = None,
+        min_records: int = 1,
+        poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.conpeek_conn_id = conpeek_conn_id
+        self.filters = filters
+        self.min_records = min_records
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Classpath and JSON-safe kwargs; ``cls(**kwargs)`` serialises identically."""
+        return (
+            CLASSPATH,
+            {
+                "conpeek_conn_id": self.conpeek_conn_id,
+                "filters": self.filters,
+                "min_records": self.min_records,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until enough records match (success) or a non-transient error (error)."""
+        from airflow_provider_conpeek.exceptions import ConpeekTransientError
+        from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
+
+        hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
+        polls = 0
+        try:
+            while True:
+                polls += 1
+                try:
+                    found = await asyncio.to_thread(
+                        hook.has_at_least, self.filters, self.min_records
+                    )
+                except ConpeekTransientError as exc:
+                    self.log.warning(
+                        "Conpeek poll %d failed transiently, will poll again in %.1f s: %s",
+                        polls,
+                        self.poll_interval,
+                        _safe_message(hook, exc),
+                    )
+                    found = False
+                except Exception as exc:  # every other failure ends the wait with a message
+                    message = _safe_message(hook, exc)
+                    self.log.error("Conpeek poll %d failed: %s", polls, message)
+                    yield TriggerEvent(  # type: ignore[no-untyped-call]
+                        {
+                            "status": "error",
+                            "message": message,
+                            "error_type": type(exc).__name__,
+                            "fatal": is_fatal(exc),
+                        }
+                    )
+                    return
+                if found:
+                    self.log.info(
+                        "At least %d matching record(s) found after %d poll(s).",
+                        self.min_records,
+                        polls,
+                    )
+                    yield TriggerEvent(  # type: ignore[no-untyped-call]
+                        {
+                            "status": "success",
+                            "records_at_least": self.min_records,
+                            "conpeek_conn_id": self.conpeek_conn_id,
+                        }
+                    )
+                    return
+                self.log.info(
+                    "Fewer than %d matching record(s) so far (poll %d); next poll in %.1f s.",
+                    self.min_records,
+                    polls,
+                    self.poll_interval,
+                )
+                await asyncio.sleep(self.poll_interval)
+        finally:
+            hook.close()
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether retrying the task cannot help: bad input, key, request or base URL.
+
+    Transient errors and malformed responses (a server fault that may pass) are not fatal;
+    neither is a missing connection (it may be created before the next try).
+    """
+    from airflow_provider_conpeek.exceptions import (
+        ConpeekAPIError,
+        ConpeekConfigError,
+        ConpeekTransientError,
+    )
+
+    if isinstance(exc, ConpeekTransientError):
+        return False
+    return isinstance(exc, (ConpeekConfigError, ConpeekAPIError))
+
+
+def _safe_message(hook: ConpeekHook, exc: BaseException) -> str:
+    """The exception's message, with the API key removed if it somehow got in."""
+    message = str(exc) or type(exc).__name__
+    settings = hook.__dict__.get("settings")  # only if already read: never do I/O here
+    api_key = getattr(settings, "api_key", "")
+    if api_key:
+        message = message.replace(api_key, "***")
+    return message
