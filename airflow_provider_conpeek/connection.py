@@ -5,6 +5,13 @@ through the provider metadata (``conn-fields`` / ``ui-field-behaviour``); Airflo
 through :meth:`ConpeekHook.get_ui_field_behaviour` and
 :meth:`ConpeekHook.get_connection_form_widgets`, which are built from the same data.
 
+Every extra is optional. Timeouts are always set: ``connect_timeout`` (default 10 s) and
+``read_timeout`` (default 60 s) come from the extra when present, and a
+:class:`~airflow_provider_conpeek.hooks.conpeek.ConpeekHook` argument of the same name
+overrides both. Keys may carry the UI prefix (``extra__conpeek__read_timeout``); empty
+values mean the default; an unknown key or a value of the wrong type raises
+:class:`~airflow_provider_conpeek.exceptions.ConpeekConfigError` naming it.
+
 It imports nothing heavy: it is loaded whenever Airflow lists providers.
 """
 

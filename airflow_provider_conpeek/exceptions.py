@@ -11,7 +11,7 @@ Every message names what went wrong and how to fix it, and never contains the AP
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException
+from airflow.exceptions import AirflowException  # type: ignore[attr-defined]  # re-exported
 
 
 class ConpeekError(AirflowException):

@@ -11,11 +11,13 @@ marker. Each rule below is one small function, tested on its own:
   paging continues at that size (nothing is skipped, nothing is read twice).
 * :func:`check_not_repeated` -- a page identical to the previous one means the server
   ignores ``offset``; raise instead of looping forever.
-* :func:`check_page_ceiling` -- more pages than a ceiling raises instead of looping.
+* :func:`check_page_ceiling` -- more non-empty pages than a ceiling raises instead of
+  looping (the empty page that ends the data does not count).
 
 :func:`iter_pages` fetches up to ``concurrency`` pages at once (speculative offsets ahead of
-the reader) and yields them strictly in offset order, so the result is identical to
-sequential paging. Memory is bounded by ``concurrency + 1`` pages.
+the reader, once a first full page showed there is more) and yields them strictly in
+offset order, so the result is identical to sequential paging. Memory is bounded by
+``concurrency + 1`` pages.
 
 Example::
 
@@ -97,7 +99,7 @@ def iter_pages(
     :param fetch: ``fetch(offset, limit)`` returning one page (retries are its business).
     :param page_size: the ``limit`` asked for.
     :param concurrency: pages in flight at once; 1 is plain sequential paging.
-    :param max_pages: ceiling on pages fetched.
+    :param max_pages: ceiling on non-empty pages; one more raises :class:`ConpeekPagingError`.
     :param cancel: set when paging ends, so a fetch still running (speculative, beyond the
         end) can stop retrying.
     """
@@ -110,12 +112,14 @@ def iter_pages(
     try:
         while True:
             confirming = previous is not None and is_short(previous, limit)
-            page = pages.get(offset, limit, speculate=not confirming)
-            fetched += 1
-            check_page_ceiling(fetched, max_pages)
+            # Speculate only once a full page proved there is more: a small or empty result,
+            # or an error such as a wrong key, then costs one request, not `concurrency`.
+            page = pages.get(offset, limit, speculate=previous is not None and not confirming)
             check_not_repeated(previous, page, offset)
             if is_exhausted(page):
                 return
+            fetched += 1  # pages of data: the empty page that ends them does not count
+            check_page_ceiling(fetched, max_pages)
             if confirming:
                 assert previous is not None
                 log.warning(

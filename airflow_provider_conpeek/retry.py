@@ -109,11 +109,24 @@ class Gate:
         with self._lock:
             self._not_before = max(self._not_before, time.monotonic() + seconds)
 
-    def wait(self) -> None:
-        """Sleep until the gate is open."""
+    def remaining(self) -> float:
+        """Seconds until the gate opens (0 when open)."""
+        with self._lock:
+            return max(0.0, self._not_before - time.monotonic())
+
+    def wait(self, cancel: threading.Event | None = None) -> bool:
+        """Sleep until the gate is open; ``False`` if ``cancel`` was set first.
+
+        The deadline is re-read after every sleep, so a deferral made meanwhile (another
+        request's 429) holds this caller back too.
+        """
         while True:
-            with self._lock:
-                remaining = self._not_before - time.monotonic()
+            if cancel is not None and cancel.is_set():
+                return False
+            remaining = self.remaining()
             if remaining <= 0:
-                return
-            time.sleep(remaining)
+                return True
+            if cancel is not None:
+                cancel.wait(remaining)
+            else:
+                time.sleep(remaining)

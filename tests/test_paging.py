@@ -155,3 +155,18 @@ def test_failure_beyond_the_end_is_ignored() -> None:
 
     pages = list(iter_pages(source, page_size=10, concurrency=4))  # type: ignore[arg-type]
     assert [r["id"] for p in pages for r in p] == list(range(45))
+
+
+@pytest.mark.parametrize("n", [0, 3, 9])
+def test_no_speculation_before_a_full_page(n: int) -> None:
+    # A small or empty result (or a failing first request) costs one request, not concurrency.
+    source = ListSource(n)
+    assert collect(source, page_size=10, concurrency=8) == source.records
+    assert source.calls == ([(0, 10), (n, 10)] if n else [(0, 10)])
+
+
+def test_max_pages_counts_pages_of_data_only() -> None:
+    source = ListSource(30)
+    assert collect(source, page_size=10, max_pages=3) == source.records  # + 1 empty page
+    with pytest.raises(ConpeekPagingError, match="max_pages=2"):
+        collect(ListSource(30), page_size=10, max_pages=2)

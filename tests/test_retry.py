@@ -60,3 +60,17 @@ def test_gate_holds_every_sender() -> None:
     started = time.monotonic()
     gate.wait()
     assert time.monotonic() - started >= 0.18
+
+
+def test_gate_wait_stops_when_cancelled() -> None:
+    import threading
+
+    gate = Gate()
+    cancel = threading.Event()
+    assert gate.wait(cancel) is True  # open
+    gate.defer(5.0)
+    assert gate.remaining() > 4.5
+    threading.Timer(0.05, cancel.set).start()
+    started = time.monotonic()
+    assert gate.wait(cancel) is False
+    assert time.monotonic() - started < 1.0
