@@ -1,0 +1,288 @@
+"""One measured extract, run by ``dev/bench.py`` in a fresh subprocess.
+
+Modes:
+
+* ``naive`` -- the loop a DAG author writes by hand: ``requests`` with limit/offset,
+  sequential, every record kept in a list, then one ``boto3`` ``put_object`` of the JSON
+  Lines body (uncompressed).
+* ``operator`` -- ``VoiceCampaignSummaryToS3Operator.execute()`` outside a DAG; the
+  connections come from ``AIRFLOW_CONN_*`` env vars (no metadata DB).
+
+Everything the measured path imports is imported first, then the baseline RSS is read; the
+run itself is timed (wall and process CPU, user+sys, all threads) and the process's peak RSS
+(``VmHWM``) is read at the end. The result is written as JSON to ``--out``. With
+``--profile`` the run goes under cProfile with a CPU-time clock and a summary is added.
+
+Example::
+
+    python dev/bench_worker.py operator --out r.json --bucket b --key k.jsonl.gz \\
+        --start 2026-01-01 --end 2026-01-02 --concurrency 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+_STARTED = time.perf_counter()
+
+
+def proc_status_mb() -> dict[str, float]:
+    """VmRSS and VmHWM of this process, in MiB."""
+    out: dict[str, float] = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0]) / 1024
+    return out
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(user, sys) CPU seconds of this process, every thread included."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime, ru.ru_stime
+
+
+# -- the naive loop ------------------------------------------------------------------------
+
+
+def prepare_naive(args: argparse.Namespace) -> Any:
+    import boto3
+    import requests
+
+    def run() -> dict[str, Any]:
+        session = requests.Session()
+        session.headers["Authorization"] = args.api_key
+        window = json.dumps(
+            [
+                {"property": "created_date", "operator": "gte", "value": f"{args.start} 00:00:00"},
+                {"property": "created_date", "operator": "lt", "value": f"{args.end} 00:00:00"},
+            ]
+        )
+        url = f"{args.base_url}/voice_campaign_request_summary"
+        records: list[dict[str, Any]] = []
+        offset, pages = 0, 0
+        while True:
+            response = session.get(
+                url,
+                params={"limit": args.page_size, "offset": offset, "filter": window},
+                timeout=60,
+            )
+            response.raise_for_status()
+            page = response.json()["data"]
+            pages += 1
+            records.extend(page)
+            if len(page) < args.page_size:
+                break
+            offset += args.page_size
+        body = "".join(json.dumps(record) + "\n" for record in records).encode("utf-8")
+        s3 = boto3.client("s3", endpoint_url=args.s3_endpoint, region_name="us-east-1")
+        s3.put_object(Bucket=args.bucket, Key=args.key, Body=body)
+        session.close()
+        return {"records": len(records), "bytes": len(body), "pages": pages}
+
+    return run
+
+
+# -- the operator --------------------------------------------------------------------------
+
+
+def prepare_operator(args: argparse.Namespace) -> Any:
+    import pendulum
+
+    # What execute() imports lazily, so the baseline below is the loaded process.
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
+
+    import airflow_provider_conpeek.hooks.conpeek
+    import airflow_provider_conpeek.jsonlines
+    import airflow_provider_conpeek.window  # noqa: F401
+    from airflow_provider_conpeek.operators.voice_campaign_summary import (
+        VoiceCampaignSummaryToS3Operator,
+    )
+
+    kwargs: dict[str, Any] = {}
+    if args.page_size is not None:
+        kwargs["page_size"] = args.page_size
+    if args.concurrency is not None:
+        kwargs["concurrency"] = args.concurrency
+    op = VoiceCampaignSummaryToS3Operator(
+        task_id="bench", s3_bucket=args.bucket, s3_key=args.key, **kwargs
+    )
+    context = {
+        "data_interval_start": pendulum.parse(args.start),
+        "data_interval_end": pendulum.parse(args.end),
+    }
+
+    def run() -> dict[str, Any]:
+        result = op.execute(context)  # type: ignore[arg-type]
+        return {"records": result["records"], "bytes": result["bytes"], "pages": result["pages"]}
+
+    return run
+
+
+# -- profile summary -------------------------------------------------------------------------
+
+CATEGORIES = (
+    ("JSON decode (response body)", ("json/decoder.py", "json/__init__.py:loads")),
+    ("JSON encode (write_page)", ("json/encoder.py",)),
+    ("gzip/zlib compress", ("gzip.py", "zlib.Compress", "crc32")),
+    ("socket I/O", ("_socket.socket", "socket.py", "select", "ssl.py")),
+    ("HTTP client (requests, urllib3, http.client)", ("requests/", "urllib3/", "http/client")),
+    ("S3 upload (S3Hook, boto3, botocore, s3transfer)", ("boto", "s3transfer", "amazon/aws")),
+    ("provider code (airflow_provider_conpeek)", ("airflow_provider_conpeek",)),
+    ("file write (temp file)", ("_io.BufferedWriter", "_io.FileIO")),
+)
+
+
+def _category(func: tuple[str, int, str]) -> str:
+    text = f"{func[0]}:{func[2]}"
+    for name, needles in CATEGORIES:
+        if any(n in text for n in needles):
+            return name
+    return "other"
+
+
+def _label(func: tuple[str, int, str]) -> str:
+    filename, line, name = func
+    if filename == "~":
+        return name
+    parts = filename.replace("\\", "/").split("/")
+    for anchor in ("site-packages", "lib"):
+        if anchor in parts:
+            parts = parts[len(parts) - parts[::-1].index(anchor) :]
+            break
+    return f"{'/'.join(parts[-3:])}:{line}({name})"
+
+
+STAGES = (
+    ("operator.execute (total)", "operators/voice_campaign_summary.py", "execute"),
+    ("fetch pages: ConpeekHook.fetch_page", "hooks/conpeek.py", "fetch_page"),
+    ("  of which JSON decode: _parse_page", "hooks/conpeek.py", "_parse_page"),
+    (
+        "  of which proxy/env lookup: requests Session.merge_environment_settings",
+        "requests/sessions.py",
+        "merge_environment_settings",
+    ),
+    ("  of which URL re-encoding: urllib3", "urllib3/util/url.py", "_encode_invalid_chars"),
+    ("  of which socket reads: recv_into", "~", "<method 'recv_into' of '_socket.socket' objects>"),
+    ("write pages: JsonLinesFile.write_page", "jsonlines.py", "write_page"),
+    ("  of which JSON encode: JSONEncoder.encode", "json/encoder.py", "encode"),
+    ("  of which gzip: zlib compress", "~", "<method 'compress' of 'zlib.Compress' objects>"),
+    ("  of which crc32", "~", "<built-in method zlib.crc32>"),
+    ("finish gzip file: JsonLinesFile.close", "jsonlines.py", "close"),
+    ("upload: S3Hook.load_file (incl. S3 client setup)", "amazon/aws/hooks/s3.py", "load_file"),
+)
+
+
+def _stages(raw: dict[Any, Any]) -> list[tuple[str, float]]:
+    """Cumulative CPU time of the stages of the client path (see STAGES)."""
+    out = []
+    for label, suffix, name in STAGES:
+        cum = sum(
+            v[3]
+            for (filename, _line, func), v in raw.items()
+            if func == name and (filename == suffix if suffix == "~" else filename.endswith(suffix))
+        )
+        out.append((label, cum))
+    return out
+
+
+def summarise_profile(profiler: Any) -> dict[str, Any]:
+    import pstats
+
+    stats = pstats.Stats(profiler)
+    raw = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_cc, _nc, tt, _ct, _callers) in raw.values())
+    cats: dict[str, float] = {}
+    for func, (_cc, _nc, tt, _ct, _callers) in raw.items():
+        cats[_category(func)] = cats.get(_category(func), 0.0) + tt
+    top = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:15]
+    cum = sorted(
+        (kv for kv in raw.items() if "airflow_provider_conpeek" in kv[0][0] or "s3.py" in kv[0][0]),
+        key=lambda kv: kv[1][3],
+        reverse=True,
+    )[:10]
+    return {
+        "total": total,
+        "stages": _stages(raw),
+        "categories": sorted(cats.items(), key=lambda kv: kv[1], reverse=True),
+        "top_tottime": [
+            {"func": _label(f), "ncalls": v[1], "tottime": v[2], "cumtime": v[3]} for f, v in top
+        ],
+        "top_cumtime_provider": [
+            {"func": _label(f), "ncalls": v[1], "tottime": v[2], "cumtime": v[3]} for f, v in cum
+        ],
+    }
+
+
+# -- main ------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("mode", choices=("naive", "operator"))
+    p.add_argument("--out", required=True)
+    p.add_argument("--bucket", required=True)
+    p.add_argument("--key", required=True)
+    p.add_argument("--start", required=True, help="window start day, YYYY-MM-DD (UTC)")
+    p.add_argument("--end", required=True, help="window end day, exclusive")
+    p.add_argument("--page-size", type=int, default=None, help="default: the operator's")
+    p.add_argument("--concurrency", type=int, default=None, help="default: the operator's")
+    p.add_argument("--base-url", default=None, help="naive: Conpeek base URL")
+    p.add_argument("--api-key", default=None, help="naive: API key")
+    p.add_argument("--s3-endpoint", default=None, help="naive: S3 endpoint URL")
+    p.add_argument("--profile", action="store_true", help="run under cProfile (CPU clock)")
+    args = p.parse_args()
+    if args.mode == "naive" and args.page_size is None:
+        args.page_size = 100
+
+    run = prepare_naive(args) if args.mode == "naive" else prepare_operator(args)
+    imports_s = time.perf_counter() - _STARTED
+    baseline = proc_status_mb()
+
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile(time.process_time)
+    user0, sys0 = cpu_seconds()
+    t0 = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    outcome = run()
+    if profiler is not None:
+        profiler.disable()
+    wall = time.perf_counter() - t0
+    user1, sys1 = cpu_seconds()
+    final = proc_status_mb()
+
+    result: dict[str, Any] = {
+        "mode": args.mode,
+        "page_size": args.page_size,
+        "concurrency": args.concurrency,
+        **outcome,
+        "wall_s": wall,
+        "cpu_user_s": user1 - user0,
+        "cpu_sys_s": sys1 - sys0,
+        "startup_and_imports_s": imports_s,
+        "baseline_rss_mb": baseline["VmRSS"],
+        "baseline_hwm_mb": baseline["VmHWM"],
+        "peak_rss_mb": final["VmHWM"],
+        "final_rss_mb": final["VmRSS"],
+        "pid": os.getpid(),
+    }
+    if profiler is not None:
+        result["profile"] = summarise_profile(profiler)
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
