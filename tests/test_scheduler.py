@@ -1,0 +1,292 @@
+"""The example DAG scheduled by a real Airflow: scheduler, DAG processor, triggerer, API server.
+
+Nothing here calls ``dag.test()``: the scheduler creates the runs from the timetable
+(catchup), the LocalExecutor runs the tasks in Task SDK workers that talk to the API
+server's execution API, and the deferred sensor waits in the triggerer. All on loopback,
+with a fresh AIRFLOW_HOME and SQLite (Airflow 3.3 accepts SQLite with the LocalExecutor),
+connections passed as ``AIRFLOW_CONN_*`` env vars to every process.
+
+The example DAG starts on 2026-01-01 with catchup; the test copies it into its own DAGs
+folder with the start date moved to three days before today (UTC), so the scheduler makes
+exactly three daily runs, all in the past. The sandbox holds records for those three days.
+
+To prove deferral deterministically, the sandbox answers the *first* ``limit=1`` request of
+each window with no records (the day's data "lands" just after the sensor's first look):
+the sensor must defer, and the trigger's first poll, in the triggerer, finds the records.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import threading
+import time
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pendulum
+import pytest
+from airflow_processes import AirflowHome, free_port, wait_for
+
+from airflow_provider_conpeek.testing.sandbox import SandboxServer
+
+pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_DAG = ROOT / "example_dags" / "example_conpeek_daily_extract.py"
+DAG_ID = "example_conpeek_daily_extract"
+START_DATE_IN_EXAMPLE = 'start_date=pendulum.datetime(2026, 1, 1, tz="UTC")'
+KEY = "conpeek/voice_campaign_request_summary/{day}.jsonl.gz"
+SENSOR_CLASS = "VoiceCampaignSummarySensor"
+OPERATOR_CLASS = "VoiceCampaignSummaryToS3Operator"
+RUNS_TIMEOUT = 180.0
+BAD_STATES = {"failed", "up_for_retry", "upstream_failed", "removed"}
+
+
+class LateDataSandbox(SandboxServer):
+    """The sandbox, except that the first ``limit=1`` request of each filter finds nothing.
+
+    Logged with ``fault="late_data"`` so the test can tell the sensor's first poke (which
+    must then defer) from the trigger's polls.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._looked: set[str] = set()
+        self._looked_lock = threading.Lock()
+
+    def _handle_api(self, h: Any, method: str, path: str, query: str) -> None:
+        params = parse_qs(query, keep_blank_values=True)
+        if (
+            method == "GET"
+            and path == self.api_path
+            and params.get("limit") == ["1"]
+            and h.headers.get("Authorization") == self.api_key
+        ):
+            window = params.get("filter", [""])[0]
+            with self._looked_lock:
+                first = window not in self._looked
+                self._looked.add(window)
+            if first:
+                self._record(h, 200, "late_data")
+                h._send(200, b'{"data":[]}')
+                return
+        super()._handle_api(h, method, path, query)
+
+
+def window_filters(day: pendulum.DateTime) -> list[dict[str, Any]]:
+    fmt = "YYYY-MM-DD HH:mm:ss"
+    return [
+        {"property": "created_date", "operator": "gte", "value": day.format(fmt)},
+        {"property": "created_date", "operator": "lt", "value": day.add(days=1).format(fmt)},
+    ]
+
+
+def dag_source(days: list[pendulum.DateTime]) -> str:
+    """The example DAG, scheduled from ``days[0]`` to ``days[-1]`` (one run per day).
+
+    ``end_date`` keeps a run test started just before midnight UTC from growing a fourth run.
+    """
+    source = EXAMPLE_DAG.read_text()
+    assert source.count(START_DATE_IN_EXAMPLE) == 1, (
+        f"{EXAMPLE_DAG.name} no longer has {START_DATE_IN_EXAMPLE!r}; update this test"
+    )
+    first, last = days[0], days[-1]
+    return source.replace(
+        START_DATE_IN_EXAMPLE,
+        f'start_date=pendulum.datetime({first.year}, {first.month}, {first.day}, tz="UTC"), '
+        f'end_date=pendulum.datetime({last.year}, {last.month}, {last.day}, tz="UTC")',
+    )
+
+
+@pytest.fixture
+def airflow(
+    s3_server: Any, s3_bucket: str, tmp_path: Path
+) -> Iterator[tuple[AirflowHome, SandboxServer, list[pendulum.DateTime]]]:
+    """Every Airflow component, the example DAG three days back, the sandbox, moto S3."""
+    today = pendulum.now("UTC").start_of("day")
+    days = [today.subtract(days=n) for n in (3, 2, 1)]
+    sandbox = LateDataSandbox(records=3000, days=3, start=days[0].to_date_string()).start()
+    try:
+        env = {
+            "AIRFLOW_CONN_CONPEEK_DEFAULT": sandbox.airflow_connection_json(),
+            "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
+            "CONPEEK_S3_BUCKET": s3_bucket,
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
+            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        }
+        with AirflowHome(tmp_path, env) as home:
+            (home.dags / EXAMPLE_DAG.name).write_text(dag_source(days))
+            home.migrate()
+            home.start_api_server()
+            home.start("dag-processor", "dag-processor")
+            home.start("scheduler", "scheduler")
+            home.start("triggerer", "triggerer")
+            yield home, sandbox, days
+    finally:
+        sandbox.stop()
+
+
+def _get(home: AirflowHome, path: str) -> Any:
+    """GET, or None on 404 and on a momentary failure (the caller polls again)."""
+    try:
+        return home.api("GET", path)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 or exc.code >= 500:
+            return None
+        raise
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+def test_three_scheduled_runs_defer_and_extract(
+    airflow: tuple[AirflowHome, SandboxServer, list[pendulum.DateTime]],
+    s3_server: Any,
+    s3_bucket: str,
+) -> None:
+    home, sandbox, days = airflow
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def fail(message: str) -> None:
+        pytest.fail(f"{message}\n{home.logs_tail()}")
+
+    # The DAG processor parses the copied example DAG into the metadata DB.
+    def dag_parsed() -> Any:
+        errors = _get(home, "/api/v2/importErrors") or {}
+        if errors.get("import_errors"):
+            fail(f"DAG import errors: {errors['import_errors']}")
+        return _get(home, f"/api/v2/dags/{DAG_ID}")
+
+    dag = wait_for("the DAG to be parsed", dag_parsed, 90, alive=home.check_alive)
+    timings["parsed"] = time.monotonic() - started
+    assert dag["is_paused"] is True
+    tasks = {t["task_id"]: t for t in home.api("GET", f"/api/v2/dags/{DAG_ID}/tasks")["tasks"]}
+    by_class = {t["class_ref"]["class_name"]: task_id for task_id, t in tasks.items()}
+    assert OPERATOR_CLASS in by_class, tasks.keys()
+    assert SENSOR_CLASS in by_class, f"the example DAG has no {SENSOR_CLASS}: {list(tasks)}"
+    sensor_id, extract_id = by_class[SENSOR_CLASS], by_class[OPERATOR_CLASS]
+    assert tasks[sensor_id]["downstream_task_ids"] == [extract_id]
+    assert tasks[extract_id]["downstream_task_ids"] == []
+
+    home.run("dags", "unpause", DAG_ID)
+    timings["unpaused"] = time.monotonic() - started
+
+    # Three scheduled runs; watch task states as they go (deferred ones included).
+    seen: dict[tuple[str, str], list[str]] = {}
+
+    def three_successful_runs() -> list[dict[str, Any]] | None:
+        try:
+            runs = home.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+            tis = home.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances?limit=100")
+        except (urllib.error.URLError, OSError):  # e.g. SQLite busy under load: ask again
+            return None
+        for ti in tis["task_instances"]:
+            states = seen.setdefault((ti["dag_run_id"], ti["task_id"]), [])
+            if not states or states[-1] != ti["state"]:
+                states.append(ti["state"])
+            if ti["state"] in BAD_STATES:
+                fail(f"task {ti['task_id']} of {ti['dag_run_id']} is {ti['state']}")
+        if any(r["state"] == "failed" for r in runs):
+            fail(f"a DAG run failed: {runs}")
+        done = [r for r in runs if r["state"] == "success"]
+        return done if len(done) >= 3 else None
+
+    runs = wait_for(
+        "three successful DAG runs", three_successful_runs, RUNS_TIMEOUT, alive=home.check_alive
+    )
+    timings["three runs"] = time.monotonic() - started
+
+    # Exactly the three intervals, scheduled (not manual), each a whole UTC day.
+    assert len(runs) == 3, runs
+    intervals = sorted(
+        (pendulum.parse(r["data_interval_start"]), pendulum.parse(r["data_interval_end"]))
+        for r in runs
+    )
+    assert intervals == [(day, day.add(days=1)) for day in days]
+    assert {r["run_type"] for r in runs} == {"scheduled"}
+
+    # Each day's object holds exactly the sandbox's records of that day (templated key).
+    assert sorted(s3_server.keys(s3_bucket)) == [KEY.format(day=d.to_date_string()) for d in days]
+    for day in days:
+        body = s3_server.read(s3_bucket, KEY.format(day=day.to_date_string()))
+        lines = [json.loads(line) for line in gzip.decompress(body).splitlines()]
+        expected = sandbox.expected_records(window_filters(day))
+        assert expected, f"the sandbox has no records on {day}"
+        assert lines == expected, f"{day}: {len(lines)} records, expected {len(expected)}"
+
+    # Templating under the scheduler: the rendered key of each run is its own day.
+    for run in runs:
+        ti = home.api(
+            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/{extract_id}"
+        )
+        day = pendulum.parse(run["data_interval_start"]).to_date_string()
+        assert ti["rendered_fields"]["s3_key"] == KEY.format(day=day), ti["rendered_fields"]
+        assert ti["rendered_fields"]["s3_bucket"] == s3_bucket
+
+    # Deferral, for every run: the sensor's first poke found nothing (late data), the
+    # trigger's first poll in the triggerer found the records, the sensor resumed and
+    # succeeded in the same try.
+    log = sandbox.request_log
+    for day in days:
+        start = day.format("YYYY-MM-DD HH:mm:ss")
+        polls = [e for e in log if e.params.get("limit") == ["1"] and _window_start(e) == start]
+        assert [e.fault for e in polls] == ["late_data", None], polls
+        assert [e.status for e in polls] == [200, 200]
+        assert polls[1].headers["Authorization"] == sandbox.api_key
+    for run in runs:
+        ti = home.api(
+            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/{sensor_id}"
+        )
+        assert ti["state"] == "success"
+        assert ti["try_number"] == 1, ti  # resumed after the deferral, not retried
+        events, trigger_logs = _sensor_logs(home, run["dag_run_id"], sensor_id)
+        paused = [i for i, e in enumerate(events) if e.startswith("Pausing task as DEFERRED")]
+        assert len(paused) == 1, events
+        # ...and the same try resumed in a worker (execute_complete) after the trigger fired.
+        assert any("Exiting" in e for e in events[paused[0] :]), events
+        # The trigger ran in the triggerer, which writes <attempt>.log.trigger.<job id>.log.
+        assert len(trigger_logs) == 1, trigger_logs
+        fired = [e for e in trigger_logs[0] if e.get("event") == "Trigger fired event"]
+        assert len(fired) == 1, trigger_logs
+        assert "'status': 'success'" in fired[0]["result"], fired
+    deferred_seen = [k for k, states in seen.items() if "deferred" in states]
+    print(
+        f"timings (s since the test started): {timings}; deferred state seen by polling: "
+        f"{len(deferred_seen)}/3 sensor tries; state histories: {seen}"
+    )
+
+
+def _window_start(entry: Any) -> str | None:
+    """The ``created_date >= ...`` bound of a logged request's filter."""
+    raw = entry.params.get("filter", [None])[0]
+    for item in json.loads(raw) if raw else []:
+        if item.get("property") == "created_date" and item.get("operator") == "gte":
+            return str(item["value"])
+    return None
+
+
+def _sensor_logs(
+    home: AirflowHome, run_id: str, task_id: str
+) -> tuple[list[str], list[list[dict[str, Any]]]]:
+    """The events of the task's first try (worker side) and of each trigger log file."""
+    base = home.path / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    task_events = [e.get("event", "") for e in _json_lines(base / "attempt=1.log")]
+    triggers = [_json_lines(path) for path in sorted(base.glob("attempt=1.log.trigger.*.log"))]
+    return task_events, triggers
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    assert path.exists(), f"no log file {path}"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
