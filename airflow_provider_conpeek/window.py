@@ -66,6 +66,8 @@ def resolve_window(
     window_start: Any,
     window_end: Any,
     date_property: str,
+    *,
+    warn_if_open: bool = True,
 ) -> Window:
     """Validate the window arguments against the run's data interval. No I/O.
 
@@ -73,6 +75,8 @@ def resolve_window(
     :param window_start: explicit start, or ``None`` for the data interval's start.
     :param window_end: explicit end, or ``None`` for the data interval's end.
     :param date_property: ``created_date`` or ``closed_date``.
+    :param warn_if_open: warn when the window ends in the future (an extract of it would
+        miss later records); a sensor waiting on an open window turns this off.
     """
     if date_property not in DATE_PROPERTIES:
         raise ConpeekConfigError(
@@ -91,7 +95,7 @@ def resolve_window(
             "templates that render them."
         )
     now = datetime.now(timezone.utc).strftime(API_DATETIME_FORMAT)
-    if end > now:
+    if warn_if_open and end > now:
         log.warning(
             "The window ends in the future (%s > now %s UTC): records created later in the "
             "window will be missing from this extract; rerun it after the window has closed.",

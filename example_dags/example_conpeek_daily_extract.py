@@ -4,9 +4,10 @@ Copy this file into your DAGs folder, create the ``conpeek_default`` connection 
 base URL, e.g. ``https://tenant.cloud.conpeek.com/api/v1_3``; password: the API key) and an
 ``aws_default`` connection, and set ``CONPEEK_S3_BUCKET``.
 
-Each run extracts exactly one UTC day, ``[data_interval_start, data_interval_end)``, into
-``s3://<bucket>/conpeek/voice_campaign_request_summary/<day>.jsonl.gz``. Reruns and backfills
-overwrite their own day's object.
+Each run waits until Conpeek holds records for its UTC day (deferred: no worker slot is held
+while waiting), then extracts exactly that day, ``[data_interval_start,
+data_interval_end)``, into ``s3://<bucket>/conpeek/voice_campaign_request_summary/<day>.jsonl.gz``.
+Reruns and backfills overwrite their own day's object.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from airflow_provider_conpeek.operators.voice_campaign_summary import (
     VoiceCampaignSummaryToS3Operator,
 )
+from airflow_provider_conpeek.sensors.voice_campaign_summary import VoiceCampaignSummarySensor
 
 S3_BUCKET = os.environ.get("CONPEEK_S3_BUCKET", "my-data-lake")
 
@@ -37,6 +39,14 @@ with DAG(
     default_args={"retries": 2},
     tags=["conpeek", "example"],
 ) as dag:
+    wait_for_records = VoiceCampaignSummarySensor(
+        task_id="wait_for_voice_campaign_records",
+        conpeek_conn_id="conpeek_default",
+        min_records=1,
+        deferrable=True,  # waits in the triggerer, one limit=1 request per poke
+        poke_interval=600,
+        timeout=6 * 3600,
+    )
     extract = VoiceCampaignSummaryToS3Operator(
         task_id="extract_voice_campaign_request_summary",
         conpeek_conn_id="conpeek_default",
@@ -44,4 +54,5 @@ with DAG(
         s3_bucket=S3_BUCKET,
         s3_key="conpeek/voice_campaign_request_summary/{{ data_interval_start | ds }}.jsonl.gz",
     )
+    wait_for_records >> extract
 # [END howto_conpeek_daily_extract]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
@@ -81,6 +82,17 @@ def baseline(airflow_db: Path, sandbox: Any, s3_server: Any) -> bytes:
         mp.undo()
 
 
+def faulted_requests(sandbox: Any, settle: float = 4.0) -> list[Any]:
+    """Requests the sandbox faulted. A stalled request is logged when the sandbox finally
+    answers it, after the client gave up, so wait for stalls to settle first."""
+    deadline = time.monotonic() + settle
+    while True:
+        faulted = [entry for entry in sandbox.request_log if entry.fault]
+        if faulted or time.monotonic() > deadline:
+            return faulted
+        time.sleep(0.1)
+
+
 def http_date(seconds: int) -> str:
     return format_datetime(datetime.now(timezone.utc) + timedelta(seconds=seconds), usegmt=True)
 
@@ -121,7 +133,7 @@ def test_recoverable_faults_give_the_same_object(
     )
     run = run_day(monkeypatch, bucket)
     assert run.state == "success"
-    faulted = [entry for entry in sandbox.request_log if entry.fault]
+    faulted = faulted_requests(sandbox)
     assert faulted, "the fault never fired, so this scenario proved nothing"
     assert s3_server.read(bucket, KEY) == baseline
     tries = task_tries(run)

@@ -40,7 +40,8 @@ def test_key_only_in_the_authorization_header(
             sandbox.airflow_connection_json(max_retries=1, max_retry_wait=0.1),
         )
         ok = run_day(pendulum.datetime(2026, 1, 1, tz="UTC"))
-        sandbox.set_faults(FaultConfig(rules=[FaultRule(kind="500", retry_after=None)]))
+        # The sensor's one-record probe succeeds; the extract's second page always fails.
+        sandbox.set_faults(FaultConfig(rules=[FaultRule(kind="500", offsets=[100])]))
         failed = run_day(pendulum.datetime(2026, 1, 2, tz="UTC"))
         log = sandbox.request_log
 

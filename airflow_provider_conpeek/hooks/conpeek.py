@@ -1,23 +1,21 @@
 """ConpeekHook: an Airflow connection turned into authenticated, retried, paged requests.
 
-The whole path of a request: :meth:`ConpeekHook.settings` reads and validates the
-connection; :class:`ConpeekKeyAuth` sets the ``Authorization`` header;
-:meth:`ConpeekHook.fetch_page` sends one ``limit``/``offset`` request with retries;
+The whole path of a request: :attr:`ConpeekHook.settings` reads and validates the
+connection (:mod:`airflow_provider_conpeek.settings`); :class:`ConpeekKeyAuth` sets the
+``Authorization`` header; :meth:`ConpeekHook.fetch_page` sends one ``limit``/``offset``
+request with retries (:mod:`airflow_provider_conpeek.retry`) and turns the answer into
+records or a clear error (:mod:`airflow_provider_conpeek.responses`);
 :func:`airflow_provider_conpeek.paging.iter_pages` decides which pages to ask for.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from airflow.sdk import BaseHook
@@ -26,24 +24,11 @@ from airflow_provider_conpeek import __version__
 from airflow_provider_conpeek.connection import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_PAGES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_WAIT,
-    DEFAULT_READ_TIMEOUT,
     EXTRA_FIELDS,
     HOOK_NAME,
     ui_field_behaviour,
 )
-from airflow_provider_conpeek.exceptions import (
-    ConpeekAPIError,
-    ConpeekAuthError,
-    ConpeekBadRequestError,
-    ConpeekConfigError,
-    ConpeekNotFoundError,
-    ConpeekPagingError,
-    ConpeekTransientError,
-)
+from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekTransientError
 from airflow_provider_conpeek.filters import encode_filter, validate_filters
 from airflow_provider_conpeek.paging import (
     DEFAULT_CONCURRENCY,
@@ -51,18 +36,24 @@ from airflow_provider_conpeek.paging import (
     iter_pages,
     validate_paging_args,
 )
+from airflow_provider_conpeek.responses import (
+    connection_error_reason,
+    error_for_response,
+    excerpt,
+    parse_page,
+    redact,
+)
 from airflow_provider_conpeek.retry import (
     RETRYABLE_STATUSES,
     Gate,
     RetryPolicy,
     parse_retry_after,
 )
+from airflow_provider_conpeek.settings import ConpeekSettings, read_settings
 
 log = logging.getLogger(__name__)
 
-ENDPOINT = "voice_campaign_request_summary"
 USER_AGENT = f"airflow-provider-conpeek/{__version__} python-requests/{requests.__version__}"
-_BODY_EXCERPT = 2000
 
 
 class ConpeekKeyAuth(requests.auth.AuthBase):
@@ -84,26 +75,6 @@ class ConpeekKeyAuth(requests.auth.AuthBase):
         return "ConpeekKeyAuth(api_key='***')"
 
 
-@dataclass(frozen=True)
-class ConpeekSettings:
-    """Everything a request needs, read from the connection and the hook's arguments."""
-
-    conn_id: str
-    base_url: str
-    api_key: str = field(repr=False)
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    max_pages: int = DEFAULT_MAX_PAGES
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    verify: bool | str = True
-    proxy: str | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        """The endpoint's URL: the base URL (with any path prefix) joined with the path."""
-        return f"{self.base_url}/{ENDPOINT}"
-
-
 class ConpeekHook(BaseHook):
     """Talks to the Conpeek API through an Airflow connection of type ``conpeek``.
 
@@ -119,6 +90,8 @@ class ConpeekHook(BaseHook):
     :param max_pages: ceiling on pages per extract (default 100,000).
 
     Example::
+
+        from airflow_provider_conpeek.filters import date_window
 
         hook = ConpeekHook(conpeek_conn_id="conpeek_default")
         window = date_window("2026-01-01 00:00:00", "2026-01-02 00:00:00")
@@ -163,43 +136,8 @@ class ConpeekHook(BaseHook):
     @cached_property
     def settings(self) -> ConpeekSettings:
         """The validated connection settings (read once, on first use)."""
-        conn = self.get_connection(self.conpeek_conn_id)
-        api_key = conn.password or ""
-        if not api_key.strip():
-            raise ConpeekConfigError(
-                f"Connection {self.conpeek_conn_id!r} has no API key. Put the key in the "
-                "connection's password field (labelled 'API key' in the UI)."
-            )
-        _mask_secret(api_key)
-        conn_id = self.conpeek_conn_id
-        base_url = _base_url(conn_id, conn.host, conn.schema, conn.port)
-        extra = _read_extra(conn_id, conn.extra)
-        for name, value in self._overrides.items():
-            if value is not None:
-                where = f"ConpeekHook argument {name!r} (connection {conn_id!r})"
-                extra[name] = _check_type(where, name, value)
-        values = {**_DEFAULTS, **extra}
-        for name in ("connect_timeout", "read_timeout", "max_retry_wait"):
-            _check_range(conn_id, name, values[name], minimum=0, exclusive=True)
-        _check_range(conn_id, "max_retries", values["max_retries"], minimum=0)
-        _check_range(conn_id, "max_pages", values["max_pages"], minimum=1)
-        verify: bool | str = values.get("ca_bundle") or values.get("verify", True)
-        proxy = values.get("proxy") or None
-        if proxy:
-            _mask_url_password(proxy)
-        return ConpeekSettings(
-            conn_id=conn_id,
-            base_url=base_url,
-            api_key=api_key,
-            connect_timeout=float(values["connect_timeout"]),
-            read_timeout=float(values["read_timeout"]),
-            max_pages=int(values["max_pages"]),
-            retry=RetryPolicy(
-                max_retries=int(values["max_retries"]),
-                max_wait=float(values["max_retry_wait"]),
-            ),
-            verify=verify,
-            proxy=proxy,
+        return read_settings(
+            self.conpeek_conn_id, self.get_connection(self.conpeek_conn_id), self._overrides
         )
 
     def get_conn(self) -> requests.Session:
@@ -218,10 +156,10 @@ class ConpeekHook(BaseHook):
                     "Content-Type": "application/json",
                 }
             )
-            session.verify = settings.verify
-            session.trust_env = settings.proxy is None
-            if settings.proxy:
-                session.proxies = {"http": settings.proxy, "https": settings.proxy}
+            # The environment is read once here, not by requests on every request.
+            session.trust_env = False
+            session.verify = settings.session_verify()
+            session.proxies = settings.session_proxies()
             self._local.session = session
             self._close_sessions(only_dead_threads=True)
             with self._sessions_lock:
@@ -298,7 +236,7 @@ class ConpeekHook(BaseHook):
                 )
             problem, retry_after, response = self._send(url)
             if response is not None and problem is None:
-                return _parse_page(response, url)
+                return parse_page(response, url)
             attempt += 1
             status = response.status_code if response is not None else None
             if attempt > policy.max_retries or (cancel is not None and cancel.is_set()):
@@ -307,7 +245,7 @@ class ConpeekHook(BaseHook):
                     "the network kept failing; the task can be retried, or raise "
                     f"'max_retries' in the extra of connection {settings.conn_id!r}.",
                     status=status,
-                    body=_excerpt(response, settings.api_key),
+                    body=excerpt(response, settings.api_key),
                     url=url,
                 )
             wait = policy.wait_before_retry(attempt, retry_after)
@@ -347,12 +285,12 @@ class ConpeekHook(BaseHook):
                 limit = settings.read_timeout
             return f"timed out after {limit:g} s ({type(exc).__name__})", None, None
         except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-            return f"connection failed or was dropped ({_reason(e)})", None, None
+            return f"connection failed or was dropped ({connection_error_reason(e)})", None, None
         status = response.status_code
         if status in RETRYABLE_STATUSES:
             return f"HTTP {status}", response.headers.get("Retry-After"), response
         if status >= 400:
-            raise _api_error(response, settings)
+            raise error_for_response(response, settings)
         return None, None, response
 
     def iter_pages(
@@ -412,14 +350,26 @@ class ConpeekHook(BaseHook):
         pages = self.iter_pages(filters, page_size=page_size, concurrency=concurrency)
         return _records(pages)
 
-    def has_at_least(self, filters: Sequence[Any] | None, min_records: int) -> bool:
-        """Whether at least ``min_records`` records match, in one ``limit=1`` request."""
+    def has_at_least(
+        self,
+        filters: Sequence[Any] | None,
+        min_records: int,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> bool:
+        """Whether at least ``min_records`` records match, in one ``limit=1`` request.
+
+        :param cancel: when set (for example by a cancelled trigger), retrying stops.
+        """
         if isinstance(min_records, bool) or not isinstance(min_records, int) or min_records < 1:
             raise ConpeekConfigError(
                 f"min_records must be a positive integer, got {min_records!r}."
             )
         encoded = encode_filter(validate_filters(filters)) if filters else None
-        return bool(self.fetch_page(offset=min_records - 1, limit=1, encoded_filter=encoded))
+        page = self.fetch_page(
+            offset=min_records - 1, limit=1, encoded_filter=encoded, cancel=cancel
+        )
+        return bool(page)
 
     def test_connection(self) -> tuple[bool, str]:
         """One cheap ``limit=1`` request, for the UI's Test button.
@@ -436,7 +386,7 @@ class ConpeekHook(BaseHook):
             message = str(exc)
             key = self.__dict__.get("settings")
             if isinstance(key, ConpeekSettings):
-                message = _redact(message, key.api_key)
+                message = redact(message, key.api_key)
             return False, message
         return True, f"Connected to {settings.base_url}; API key accepted ({elapsed:.2f} s)."
 
@@ -462,27 +412,6 @@ class ConpeekHook(BaseHook):
         return widgets
 
 
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _mask_secret(secret: str) -> None:
-    """Register the key with Airflow's secrets masker, so logs print *** instead."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDKs
-        return
-    mask_secret(secret)
-
-
-_DEFAULTS: dict[str, Any] = {
-    "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
-    "read_timeout": DEFAULT_READ_TIMEOUT,
-    "max_retries": DEFAULT_MAX_RETRIES,
-    "max_retry_wait": DEFAULT_MAX_RETRY_WAIT,
-    "max_pages": DEFAULT_MAX_PAGES,
-}
-
-
 def _records(pages: Iterator[Page]) -> Iterator[Any]:
     """Flatten pages; closing this generator closes ``pages`` (and stops its workers)."""
     try:
@@ -492,230 +421,3 @@ def _records(pages: Iterator[Page]) -> Iterator[Any]:
         close = getattr(pages, "close", None)
         if close is not None:
             close()
-
-
-def _read_extra(conn_id: str, raw: str | None) -> dict[str, Any]:
-    """The known extras, with UI prefixes and empty form values removed, type-checked.
-
-    Unknown keys raise: a typo such as ``read_timout`` must never be silently ignored.
-    """
-    if not raw or not raw.strip():
-        return {}
-    try:
-        extra = json.loads(raw)
-    except ValueError:
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: the extra is not valid JSON. Use a JSON object such as "
-            '{"read_timeout": 60}.'
-        ) from None
-    if extra is None:
-        return {}
-    if not isinstance(extra, dict):
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: the extra must be a JSON object, got "
-            f'{type(extra).__name__}. Example: {{"read_timeout": 60}}.'
-        )
-    prefix = f"extra__{CONN_TYPE}__"
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for raw_key, value in extra.items():
-        key = str(raw_key).removeprefix(prefix)
-        if key not in EXTRA_FIELDS:
-            raise ConpeekConfigError(
-                f"Connection {conn_id!r} has an unknown extra field {raw_key!r}. "
-                f"Known extras: {', '.join(sorted(EXTRA_FIELDS))}. Remove or rename it."
-            )
-        if value is None or (isinstance(value, str) and not value.strip()):
-            continue  # an empty form field means "use the default"
-        coerced = _check_type(f"Connection {conn_id!r}: extra {raw_key!r}", key, value)
-        if key in values and values[key] != coerced:
-            raise ConpeekConfigError(
-                f"Connection {conn_id!r}: extras {sources[key]!r} and {raw_key!r} disagree "
-                f"({values[key]!r} vs {coerced!r}). Keep only one of them."
-            )
-        values[key], sources[key] = coerced, str(raw_key)
-    return values
-
-
-def _check_type(where: str, key: str, value: Any) -> Any:
-    """``value`` as the type of extra ``key``; strings (from the UI form) are converted."""
-    kind = EXTRA_FIELDS[key]["schema"]["type"][0]
-    try:
-        if kind == "boolean":
-            if isinstance(value, bool):
-                return value
-            if not isinstance(value, str):
-                raise ValueError(value)
-            text = value.strip().lower()
-            if text in ("true", "1", "yes"):
-                return True
-            if text in ("false", "0", "no"):
-                return False
-            raise ValueError(value)
-        if kind in ("integer", "number"):
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError(value)
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(value)
-            if kind == "number":
-                return number
-            if not number.is_integer():
-                raise ValueError(value)
-            return int(number)
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return value.strip()
-    except (TypeError, ValueError):
-        expected = {"number": "a finite number", "integer": "an integer"}.get(kind, f"a {kind}")
-        raise ConpeekConfigError(
-            f"{where} must be {expected}, got {type(value).__name__} {value!r}."
-        ) from None
-
-
-def _check_range(
-    conn_id: str, name: str, value: float, *, minimum: float, exclusive: bool = False
-) -> None:
-    if value < minimum or (exclusive and value == minimum):
-        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: {name} must be {bound}, got {value!r}. Set it in the "
-            "connection extra or as a hook argument."
-        )
-
-
-def _mask_url_password(url: str) -> None:
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return
-    if password:
-        _mask_secret(password)
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a connection error, e.g. ``Connection refused``."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    reason = type(exc).__name__
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            reason = current.strerror
-        inner = getattr(current, "reason", None)
-        nxt = inner if isinstance(inner, BaseException) else None
-        if nxt is None and current.args and isinstance(current.args[0], BaseException):
-            nxt = current.args[0]
-        current = nxt or current.__cause__ or current.__context__
-    if reason == type(exc).__name__:
-        text = str(exc)
-        for marker in ("Connection refused", "Name or service not known", "RemoteDisconnected"):
-            if marker in text:
-                return marker
-    return reason
-
-
-def _base_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
-    """The base URL from the connection, without a trailing slash.
-
-    The host is normally the whole base URL. In the URI form of a connection
-    (``conpeek://:KEY@tenant.cloud.conpeek.com/api%2Fv1_3``) Airflow splits it into host,
-    port and schema (the path); then ``https`` is assumed and the parts are put back together.
-    """
-    example = "https://tenant.cloud.conpeek.com/api/v1_3"
-    text = (host or "").strip()
-    if not text:
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r} has no host. Set the host to the API's base URL, "
-            f"for example {example}."
-        )
-    if "://" not in text:
-        text = f"https://{text}"
-    try:
-        parts = urlsplit(text)
-        url_port = parts.port
-    except ValueError:
-        parts, url_port = None, None
-    if parts is not None and (parts.username is not None or parts.password is not None):
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: the host URL must not contain credentials; put the API "
-            f"key in the password field and the plain base URL in the host, e.g. {example}."
-        )
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: host {host!r} is not an http(s) URL. Use the base URL, "
-            f"for example {example}."
-        )
-    if parts.query or parts.fragment:
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: the host URL must not contain a query or a fragment. "
-            f"Example: {example}."
-        )
-    netloc, path = parts.netloc, parts.path.strip("/")
-    if port:
-        if url_port is None:
-            netloc = f"{netloc}:{port}"
-        elif url_port != port:
-            raise ConpeekConfigError(
-                f"Connection {conn_id!r}: the host URL says port {url_port} but the port "
-                f"field says {port}. Keep the port in the host URL only."
-            )
-    extra_path = (schema or "").strip().strip("/")
-    if extra_path:
-        if path and path != extra_path:
-            raise ConpeekConfigError(
-                f"Connection {conn_id!r}: the host URL has the path {path!r} but the schema "
-                f"field says {extra_path!r}. Put the whole base URL in the host, e.g. {example}."
-            )
-        path = extra_path
-    return f"{parts.scheme}://{netloc}/{path}" if path else f"{parts.scheme}://{netloc}"
-
-
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
-def _excerpt(response: requests.Response | None, secret: str) -> str:
-    if response is None:
-        return ""
-    return _redact(response.text[:_BODY_EXCERPT], secret)
-
-
-def _api_error(response: requests.Response, settings: ConpeekSettings) -> ConpeekAPIError:
-    status = response.status_code
-    url = _redact(response.url, settings.api_key)
-    body = _excerpt(response, settings.api_key)
-    kwargs: dict[str, Any] = {"status": status, "body": body, "url": url}
-    if status == 400:
-        return ConpeekBadRequestError(
-            f"Conpeek rejected the request (HTTP 400) at {url}: {body}", **kwargs
-        )
-    if status in (401, 403):
-        return ConpeekAuthError(
-            f"Conpeek refused the API key of connection {settings.conn_id!r} (HTTP {status}). "
-            "Check the key in the connection's 'API key' (password) field.",
-            **kwargs,
-        )
-    if status == 404:
-        return ConpeekNotFoundError(
-            f"Not found (HTTP 404): {url}. The base URL of connection {settings.conn_id!r} "
-            f"({settings.base_url}) is probably wrong; it should end with the API's path "
-            "prefix, for example https://tenant.cloud.conpeek.com/api/v1_3.",
-            **kwargs,
-        )
-    return ConpeekAPIError(f"Conpeek answered HTTP {status} at {url}: {body}", **kwargs)
-
-
-def _parse_page(response: requests.Response, url: str) -> Page:
-    """The ``data`` list of a 200 response; anything else is a clear error."""
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        body = None
-    data = body.get("data") if isinstance(body, dict) else None
-    if not isinstance(data, list):
-        raise ConpeekPagingError(
-            f"Malformed response from {response.url}: expected a JSON object with a 'data' "
-            f"list, got {response.content[:200]!r}. Nothing was written."
-        )
-    return data

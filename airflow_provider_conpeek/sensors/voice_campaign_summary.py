@@ -45,7 +45,8 @@ class VoiceCampaignSummarySensor(BaseSensorOperator):
       window, HTTP 400, a rejected API key (401/403), a wrong base URL (404) -- fail the task
       at once with the hook's message, as :class:`~airflow.sdk.exceptions.AirflowFailException`,
       so task retries are not spent on them. As for every Airflow sensor, ``soft_fail=True``
-      (or ``never_fail=True``) turns such a failure, like a timeout, into a skip.
+      turns such a failure, or a timeout, into a skip; ``never_fail=True`` skips on any
+      failed poke.
     * Anything else (a malformed response, a missing connection) fails the task normally, and
       the task's ``retries`` apply.
 
@@ -127,7 +128,9 @@ class VoiceCampaignSummarySensor(BaseSensorOperator):
 
         try:
             _check_min_records(self.min_records)
-            window = resolve_window(context, self.window_start, self.window_end, self.date_property)
+            window = resolve_window(
+                context, self.window_start, self.window_end, self.date_property, warn_if_open=False
+            )
             return combine_filters(window, self.filters)
         except ConpeekConfigError as exc:
             raise AirflowFailException(str(exc)) from exc

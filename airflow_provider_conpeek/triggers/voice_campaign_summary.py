@@ -17,6 +17,7 @@ need greenback or ``aget_connection``.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -100,13 +101,14 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
 
         hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
+        cancel = threading.Event()  # set when the trigger ends, so a worker stops retrying
         polls = 0
         try:
             while True:
                 polls += 1
                 try:
                     found = await asyncio.to_thread(
-                        hook.has_at_least, self.filters, self.min_records
+                        hook.has_at_least, self.filters, self.min_records, cancel=cancel
                     )
                 except ConpeekTransientError as exc:
                     self.log.warning(
@@ -150,6 +152,7 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
                 )
                 await asyncio.sleep(self.poll_interval)
         finally:
+            cancel.set()
             hook.close()
 
 

@@ -1,0 +1,92 @@
+"""HTTP responses to records or to clear errors, with the API key redacted."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import requests
+
+from airflow_provider_conpeek.exceptions import (
+    ConpeekAPIError,
+    ConpeekAuthError,
+    ConpeekBadRequestError,
+    ConpeekNotFoundError,
+    ConpeekPagingError,
+)
+from airflow_provider_conpeek.settings import ConpeekSettings
+
+Page = list[Any]
+_BODY_EXCERPT = 2000
+
+
+def connection_error_reason(exc: BaseException) -> str:
+    """The innermost cause of a connection error, e.g. ``Connection refused``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    reason = type(exc).__name__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            reason = current.strerror
+        inner = getattr(current, "reason", None)
+        nxt = inner if isinstance(inner, BaseException) else None
+        if nxt is None and current.args and isinstance(current.args[0], BaseException):
+            nxt = current.args[0]
+        current = nxt or current.__cause__ or current.__context__
+    if reason == type(exc).__name__:
+        text = str(exc)
+        for marker in ("Connection refused", "Name or service not known", "RemoteDisconnected"):
+            if marker in text:
+                return marker
+    return reason
+
+
+def redact(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def excerpt(response: requests.Response | None, secret: str) -> str:
+    if response is None:
+        return ""
+    return redact(response.text[:_BODY_EXCERPT], secret)
+
+
+def error_for_response(response: requests.Response, settings: ConpeekSettings) -> ConpeekAPIError:
+    status = response.status_code
+    url = redact(response.url, settings.api_key)
+    body = excerpt(response, settings.api_key)
+    kwargs: dict[str, Any] = {"status": status, "body": body, "url": url}
+    if status == 400:
+        return ConpeekBadRequestError(
+            f"Conpeek rejected the request (HTTP 400) at {url}: {body}", **kwargs
+        )
+    if status in (401, 403):
+        return ConpeekAuthError(
+            f"Conpeek refused the API key of connection {settings.conn_id!r} (HTTP {status}). "
+            "Check the key in the connection's 'API key' (password) field.",
+            **kwargs,
+        )
+    if status == 404:
+        return ConpeekNotFoundError(
+            f"Not found (HTTP 404): {url}. The base URL of connection {settings.conn_id!r} "
+            f"({settings.base_url}) is probably wrong; it should end with the API's path "
+            "prefix, for example https://tenant.cloud.conpeek.com/api/v1_3.",
+            **kwargs,
+        )
+    return ConpeekAPIError(f"Conpeek answered HTTP {status} at {url}: {body}", **kwargs)
+
+
+def parse_page(response: requests.Response, url: str) -> Page:
+    """The ``data`` list of a 200 response; anything else is a clear error."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise ConpeekPagingError(
+            f"Malformed response from {response.url}: expected a JSON object with a 'data' "
+            f"list, got {response.content[:200]!r}. Nothing was written."
+        )
+    return data
