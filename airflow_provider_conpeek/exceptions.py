@@ -7,18 +7,28 @@ Every message names what went wrong and how to fix it, and never contains the AP
 * :class:`ConpeekAPIError` and its subclasses -- the server answered with an error.
 * :class:`ConpeekPagingError` -- the server's pages cannot be trusted (a repeated page, too
   many pages, a malformed body); raised instead of looping forever or writing bad data.
+
+Errors that no retry can cure -- bad input, HTTP 400, a rejected key, a wrong base URL --
+are also :class:`~airflow.exceptions.AirflowFailException`, so Airflow fails the task at once
+instead of spending its retries; transient and paging errors leave retries to the task.
 """
 
 from __future__ import annotations
 
-from airflow.exceptions import AirflowException  # type: ignore[attr-defined]  # re-exported
+try:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+except ImportError:  # pragma: no cover - Airflow 3.0's Task SDK did not export them yet
+    from airflow.exceptions import (  # type: ignore[assignment,no-redef,attr-defined]
+        AirflowException,
+        AirflowFailException,
+    )
 
 
 class ConpeekError(AirflowException):
     """Base class of every error raised by this provider."""
 
 
-class ConpeekConfigError(ConpeekError, ValueError):
+class ConpeekConfigError(ConpeekError, AirflowFailException, ValueError):
     """Invalid input, detected before any request is sent."""
 
 
@@ -44,15 +54,15 @@ class ConpeekAPIError(ConpeekError):
         self.url = url
 
 
-class ConpeekBadRequestError(ConpeekAPIError):
+class ConpeekBadRequestError(ConpeekAPIError, AirflowFailException):
     """HTTP 400: the server rejected the request's parameters or filter."""
 
 
-class ConpeekAuthError(ConpeekAPIError):
+class ConpeekAuthError(ConpeekAPIError, AirflowFailException):
     """HTTP 401/403: the API key was rejected."""
 
 
-class ConpeekNotFoundError(ConpeekAPIError):
+class ConpeekNotFoundError(ConpeekAPIError, AirflowFailException):
     """HTTP 404: the endpoint does not exist at this base URL."""
 
 

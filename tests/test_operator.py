@@ -354,3 +354,26 @@ def test_bad_connection_fails_before_any_request(
     assert "conpeek_default" in str(info.value)
     assert sandbox.api_key not in str(info.value)
     assert sandbox.request_log == []
+
+
+def test_unfixable_errors_skip_task_retries(
+    airflow_connections: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bad input and a rejected key are AirflowFailException: retries cannot cure them."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    sandbox = airflow_connections
+    conn = sandbox.airflow_connection_json(max_retries=1, max_retry_wait=0.1)
+    monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT", conn)
+
+    with pytest.raises(AirflowFailException, match="CronDataIntervalTimetable"):
+        make(s3_bucket).execute(context(DAY1, DAY1))
+    sandbox.set_faults(FaultConfig(rules=[FaultRule(kind="500")]))
+    with pytest.raises(Exception, match="Giving up") as info:  # transient: retries apply
+        make(s3_bucket).execute(context())
+    assert not isinstance(info.value, AirflowFailException)
+    sandbox.set_faults(None)
+    wrong = {**json.loads(conn), "password": "not-the-key"}
+    monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT", json.dumps(wrong))
+    with pytest.raises(AirflowFailException, match="refused the API key"):
+        make(s3_bucket).execute(context())
