@@ -11,7 +11,7 @@ BIN        := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv lint typecheck unit test demo bench docs clean
+.PHONY: venv lint typecheck unit test demo bench docs browser-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -33,7 +33,7 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest
 
-test: lint typecheck unit
+test: lint typecheck unit docs
 
 demo: venv
 	$(BIN)/python dev/demo.py
@@ -43,6 +43,12 @@ bench: venv
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
+
+# Debian's Chromium for the connection-form browser test (needs root; CI runs as root).
+browser-deps:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version)"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	  --no-install-recommends chromium >/dev/null && /usr/bin/chromium --version; fi
 
 clean:
 	rm -rf $(VENV) $(TOOLS) docs/_build

@@ -85,7 +85,6 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "placeholders": {
         "host": "https://tenant.cloud.conpeek.com/api/v1_3",
         "password": "the raw API key (sent as the Authorization header)",
-        "extra": '{"read_timeout": 60, "max_retries": 5}',
     },
 }
 

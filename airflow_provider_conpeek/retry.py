@@ -25,7 +25,10 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUSES = frozenset({429, *range(500, 600)} - {501})
-"""Statuses a later try may cure. 501 (Not Implemented) never changes, so it is final."""
+"""Statuses a later try may cure: 429 and 5xx except 501 (Not Implemented), which is final.
+
+:meta hide-value:
+"""
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
