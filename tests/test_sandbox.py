@@ -502,6 +502,19 @@ def test_malformed_fault(sb: SandboxServer) -> None:
     assert get(sb).json() == {"data": 5}
 
 
+def test_empty_fault_per_filter_and_limit(sb: SandboxServer) -> None:
+    """A window that fills later: each filter's first one-record probe finds nothing."""
+    late = FaultRule("empty", limits=[1], first=1, per_filter=True)
+    sb.set_faults(FaultConfig(rules=[late]))
+    day1 = '[{"property":"created_date","operator":"gte","value":"2026-01-01 00:00:00"}]'
+    day2 = '[{"property":"created_date","operator":"gte","value":"2026-01-02 00:00:00"}]'
+    assert get(sb, limit=1, filter=day1).json() == {"data": []}
+    assert len(get(sb, limit=1, filter=day1).json()["data"]) == 1
+    assert get(sb, limit=1, filter=day2).json() == {"data": []}  # counted per filter
+    assert len(get(sb, limit=10, filter=day2).json()["data"]) == 10  # other limits untouched
+    assert [e.fault for e in sb.request_log] == ["empty", None, "empty", None]
+
+
 def test_latency_fault(sb: SandboxServer) -> None:
     sb.set_faults(FaultConfig(latency=0.2))
     t0 = time.perf_counter()

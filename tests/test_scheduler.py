@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
 import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 import pendulum
 import pytest
 from airflow_processes import AirflowHome, free_port, wait_for
 
-from airflow_provider_conpeek.testing.sandbox import SandboxServer
+from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(300)]
 
@@ -46,35 +44,9 @@ RUNS_TIMEOUT = 180.0
 BAD_STATES = {"failed", "up_for_retry", "upstream_failed", "removed"}
 
 
-class LateDataSandbox(SandboxServer):
-    """The sandbox, except that the first ``limit=1`` request of each filter finds nothing.
-
-    Logged with ``fault="late_data"`` so the test can tell the sensor's first poke (which
-    must then defer) from the trigger's polls.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._looked: set[str] = set()
-        self._looked_lock = threading.Lock()
-
-    def _handle_api(self, h: Any, method: str, path: str, query: str) -> None:
-        params = parse_qs(query, keep_blank_values=True)
-        if (
-            method == "GET"
-            and path == self.api_path
-            and params.get("limit") == ["1"]
-            and h.headers.get("Authorization") == self.api_key
-        ):
-            window = params.get("filter", [""])[0]
-            with self._looked_lock:
-                first = window not in self._looked
-                self._looked.add(window)
-            if first:
-                self._record(h, 200, "late_data")
-                h._send(200, b'{"data":[]}')
-                return
-        super()._handle_api(h, method, path, query)
+# Each window's first one-record probe (the sensor's first poke) finds nothing, so the
+# sensor must defer; the trigger's first poll then finds the records.
+LATE_DATA = FaultConfig(rules=[FaultRule("empty", limits=[1], first=1, per_filter=True)])
 
 
 def window_filters(day: pendulum.DateTime) -> list[dict[str, Any]]:
@@ -109,7 +81,9 @@ def airflow(
     """Every Airflow component, the example DAG three days back, the sandbox, moto S3."""
     today = pendulum.now("UTC").start_of("day")
     days = [today.subtract(days=n) for n in (3, 2, 1)]
-    sandbox = LateDataSandbox(records=3000, days=3, start=days[0].to_date_string()).start()
+    sandbox = SandboxServer(
+        records=3000, days=3, start=days[0].to_date_string(), faults=LATE_DATA
+    ).start()
     try:
         env = {
             "AIRFLOW_CONN_CONPEEK_DEFAULT": sandbox.airflow_connection_json(),
@@ -235,14 +209,14 @@ def test_three_scheduled_runs_defer_and_extract(
         assert ti["rendered_fields"]["s3_key"] == KEY.format(day=day), ti["rendered_fields"]
         assert ti["rendered_fields"]["s3_bucket"] == s3_bucket
 
-    # Deferral, for every run: the sensor's first poke found nothing (late data), the
+    # Deferral, for every run: the sensor's first poke found nothing (LATE_DATA), the
     # trigger's first poll in the triggerer found the records, the sensor resumed and
     # succeeded in the same try.
     log = sandbox.request_log
     for day in days:
         start = day.format("YYYY-MM-DD HH:mm:ss")
         polls = [e for e in log if e.params.get("limit") == ["1"] and _window_start(e) == start]
-        assert [e.fault for e in polls] == ["late_data", None], polls
+        assert [e.fault for e in polls] == ["empty", None], polls
         assert [e.status for e in polls] == [200, 200]
         assert polls[1].headers["Authorization"] == sandbox.api_key
     for run in runs:

@@ -11,7 +11,17 @@ import random
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-FAULT_KINDS = ("429", "500", "502", "503", "drop", "stall", "ignore_offset", "malformed")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "drop",
+    "stall",
+    "ignore_offset",
+    "malformed",
+    "empty",
+)
 STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503}
 DEFAULT_MALFORMED_BODY = '{"data": [{"call_request_id": "cr-trunc'
 
@@ -20,15 +30,23 @@ DEFAULT_MALFORMED_BODY = '{"data": [{"call_request_id": "cr-trunc'
 class FaultRule:
     """One fault and the API requests it hits (every set selector must hold).
 
-    A request is *eligible* if its ``offset`` is in ``offsets`` (or ``offsets`` is None);
-    ``n`` counts eligible requests since the rule was set (1-based). The rule fires when
+    A request is *eligible* if its ``offset`` is in ``offsets`` and its ``limit`` in
+    ``limits`` (each when set); ``n`` counts eligible requests since the rule was set
+    (1-based), per distinct ``filter`` value when ``per_filter`` is true. The rule fires when
     ``n <= first``, ``n % every == 0``, ``rng() < probability`` (those set) and it has
     fired fewer than ``times`` times. The first firing rule wins.
+
+    Kinds: ``429``/``500``/``502``/``503`` (that status), ``drop`` (connection closed, no
+    answer), ``stall`` (answer after ``stall_seconds``), ``ignore_offset`` (served as if
+    ``offset=0``), ``malformed`` (a 200 whose body is not the API's), ``empty`` (a 200 with
+    no records: a window that fills later).
 
     Example::
 
         FaultRule("429", retry_after="1", first=2)  # first two requests get 429
         FaultRule("drop", every=3, times=1)         # 3rd request: connection dropped
+        # Each window's first one-record probe finds nothing (a sensor must wait):
+        FaultRule("empty", limits=[1], first=1, per_filter=True)
     """
 
     kind: str
@@ -37,6 +55,8 @@ class FaultRule:
     every: int | None = None
     probability: float | None = None
     offsets: list[int] | None = None
+    limits: list[int] | None = None
+    per_filter: bool = False
     times: int | None = None
     stall_seconds: float = 10.0
     body: str | None = None
@@ -96,19 +116,24 @@ class FaultState:
 
     def __init__(self, config: FaultConfig) -> None:
         self.config = config
-        self.seen = [0] * len(config.rules)
+        self.seen: list[dict[str | None, int]] = [{} for _ in config.rules]
         self.fired = [0] * len(config.rules)
         self.rng = random.Random(config.seed)
 
-    def pick(self, offset: int | None) -> FaultRule | None:
+    def pick(
+        self, offset: int | None, limit: int | None = None, filter_text: str | None = None
+    ) -> FaultRule | None:
+        """The rule that hits this request, if any (and count the request for every rule)."""
         chosen: FaultRule | None = None
         for i, rule in enumerate(self.config.rules):
             if rule.offsets is not None and offset not in rule.offsets:
                 continue
-            self.seen[i] += 1
+            if rule.limits is not None and limit not in rule.limits:
+                continue
+            counter = filter_text if rule.per_filter else None
+            n = self.seen[i][counter] = self.seen[i].get(counter, 0) + 1
             if chosen is not None:
                 continue
-            n = self.seen[i]
             ok = rule.times is None or self.fired[i] < rule.times
             ok = ok and (rule.first is None or n <= rule.first)
             ok = ok and (rule.every is None or n % rule.every == 0)

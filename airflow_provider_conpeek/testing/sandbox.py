@@ -379,9 +379,14 @@ class SandboxServer:
             return
         params = parse_qs(query, keep_blank_values=True)
         raw_offset = params.get("offset", ["0"])[-1]
+        raw_limit = params.get("limit", ["100"])[-1]
         with self._lock:
             state = self._faults
-            rule = state.pick(int(raw_offset) if _INT_RE.fullmatch(raw_offset) else None)
+            rule = state.pick(
+                int(raw_offset) if _INT_RE.fullmatch(raw_offset) else None,
+                int(raw_limit) if _INT_RE.fullmatch(raw_limit) else None,
+                params.get("filter", [None])[-1],
+            )
         if state.config.latency > 0:
             self._stopping.wait(state.config.latency)
         kind = rule.kind if rule else None
@@ -407,6 +412,9 @@ class SandboxServer:
         status, body = self._answer(h, params, ignore_offset=kind == "ignore_offset")
         if status == 200 and rule is not None and kind == "malformed":
             body = (rule.body if rule.body is not None else DEFAULT_MALFORMED_BODY).encode()
+        if status == 200 and kind == "empty":
+            body = b'{"data":[]}'
+
         self._record(h, status, kind)
         h._send(status, body)
 
@@ -447,8 +455,11 @@ class SandboxServer:
         return 200, body
 
 
-__all__ = [
+__all__ = [  # FaultConfig and FaultRule are re-exported: users import them from here
     "ENDPOINT",
+    "FAULT_KINDS",
+    "FaultConfig",
+    "FaultRule",
     "RequestLogEntry",
     "SandboxServer",
 ]
