@@ -296,3 +296,25 @@ def test_unfixable_errors_skip_task_retries(
     monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT", json.dumps(wrong))
     with pytest.raises(AirflowFailException, match="refused the API key"):
         make(s3_bucket).execute(context())
+
+
+def test_logs_progress_and_totals(
+    airflow_connections: Any,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_provider_conpeek.operators import voice_campaign_summary
+
+    monkeypatch.setattr(voice_campaign_summary, "PROGRESS_EVERY_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO):
+        result = make(s3_bucket).execute(context())
+    out = capfd.readouterr()
+    lines = (out.out + out.err + caplog.text).splitlines()
+    progress = [line for line in lines if "Progress " in line]
+    assert len(progress) == result["pages"]  # a line per page when the interval is 0 s
+    assert f"Progress {result['pages']} pages, {result['records']} records" in progress[-1]
+    totals = [line for line in lines if "Wrote s3://" in line]
+    assert len(totals) == 1
+    assert f"{result['records']} records" in totals[0]
