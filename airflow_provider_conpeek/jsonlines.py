@@ -53,7 +53,17 @@ def check_compression(compression: str | None, s3_key: str) -> str:
 
 
 class JsonLinesFile:
-    """A JSON Lines file being written in ``directory``; closed (and flushed) on exit."""
+    """A JSON Lines file being written in ``directory``; closed (and flushed) on exit.
+
+    :param directory: where the file is created (a temporary directory, normally).
+    :param compression: ``"gzip"`` or ``"none"``.
+
+    Example::
+
+        with tempfile.TemporaryDirectory() as tmp, JsonLinesFile(tmp) as out:
+            out.write_page([{"call_request_id": "cr-1"}])
+        # out.path is records.jsonl.gz, out.records == 1
+    """
 
     def __init__(self, directory: str | os.PathLike[str], *, compression: str = "gzip") -> None:
         suffix = ".jsonl.gz" if compression == "gzip" else ".jsonl"
@@ -73,7 +83,9 @@ class JsonLinesFile:
         lines = [_dumps(record) for record in records]
         if lines:
             lines.append("")
-            self._out.write("\n".join(lines).encode("utf-8"))
+            # A lone surrogate (valid in JSON, e.g. half of a cut emoji) cannot be UTF-8:
+            # write it back as the JSON escape it came from, \udXXX, instead of failing.
+            self._out.write("\n".join(lines).encode("utf-8", "backslashreplace"))
         written = max(len(lines) - 1, 0)
         self.records += written
         return written

@@ -78,13 +78,22 @@ def read_settings(conn_id: str, conn: Any, overrides: Mapping[str, Any]) -> Conp
     :param conn: the Airflow ``Connection``.
     :param overrides: hook arguments; ``None`` values mean "use the connection's value".
     """
-    api_key = conn.password or ""
-    if not api_key.strip():
+    raw_key = conn.password or ""
+    api_key = raw_key.strip()  # a key pasted or read from a file often ends with a newline
+    _mask_secret(raw_key)
+    _mask_secret(api_key)
+    if not api_key:
         raise ConpeekConfigError(
             f"Connection {conn_id!r} has no API key. Put the key in the "
             "connection's password field (labelled 'API key' in the UI)."
         )
-    _mask_secret(api_key)
+    if not all(" " <= char <= "~" for char in api_key):
+        # http.client would refuse it with an error that quotes the header value.
+        raise ConpeekConfigError(
+            f"Connection {conn_id!r}: the API key contains a control or non-ASCII character, "
+            "which cannot be sent in an HTTP header. Paste the key again (the message does "
+            "not repeat it)."
+        )
     base_url = _base_url(conn_id, conn.host, conn.schema, conn.port)
     extra = _read_extra(conn_id, conn.extra)
     for name, value in overrides.items():

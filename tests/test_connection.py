@@ -344,3 +344,26 @@ def test_settings_hide_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
         assert KEY not in text
     assert KEY not in repr(hook.get_conn().auth)
     hook.close()
+
+
+def test_key_with_surrounding_whitespace_is_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key pasted or read from a file with a trailing newline works, and never leaks."""
+    set_conn(monkeypatch, "conpeek_default", {**conn(), "password": f"  {KEY}\n"})
+    assert ConpeekHook().settings.api_key == KEY
+
+
+@pytest.mark.parametrize("bad", [f"{KEY[:6]}\n{KEY[6:]}", f"{KEY}\x00x", f"{KEY}ł"])
+def test_key_that_cannot_be_a_header_is_refused_without_echo(
+    monkeypatch: pytest.MonkeyPatch, bad: str
+) -> None:
+    set_conn(monkeypatch, "conpeek_cfg", {**conn(), "password": bad})
+    hook = ConpeekHook("conpeek_cfg")
+    with pytest.raises(ConpeekConfigError, match="control or non-ASCII") as info:
+        _ = hook.settings
+    message = str(info.value)
+    assert KEY[:6] not in message
+    assert KEY[6:] not in message
+    ok, text = hook.test_connection()
+    assert ok is False
+    assert KEY[:6] not in text
+    assert KEY[6:] not in text
