@@ -9,8 +9,10 @@ marker. Each rule below is one small function, tested on its own:
   make every page look short. A short page is therefore confirmed by one more request at
   the next offset: empty means done; records mean the server capped the page size, and
   paging continues at that size (nothing is skipped, nothing is read twice).
-* :func:`check_not_repeated` -- a page identical to the previous one means the server
-  ignores ``offset``; raise instead of looping forever.
+* :func:`is_repeat` and :func:`check_offset_honoured` -- a page identical to the previous
+  one may mean the server ignores ``offset`` (or a run of identical records). One probe a
+  few pages further on tells them apart; if it holds the same records too, raise instead
+  of looping forever.
 * :func:`check_page_ceiling` -- more non-empty pages than a ceiling raises instead of
   looping (the empty page that ends the data does not count).
 
@@ -41,6 +43,9 @@ DEFAULT_CONCURRENCY = 4
 """Pages in flight at once by default: ~4x the sequential throughput on a slow link,
 and still polite to the server."""
 
+REPEAT_PROBE_PAGES = 100
+REPEAT_PROBE_RECORDS = 10_000
+
 log = logging.getLogger(__name__)
 
 Page = list[Any]
@@ -58,12 +63,26 @@ def is_short(page: Page, limit: int) -> bool:
     return len(page) < limit
 
 
-def check_not_repeated(previous: Page | None, page: Page, offset: int) -> None:
-    """Raise if a non-empty page repeats the previous one (the server ignores ``offset``)."""
-    if previous is not None and page and page == previous:
+def is_repeat(previous: Page | None, page: Page) -> bool:
+    """A non-empty page equal to the previous one: either the server ignores ``offset``, or
+    the data really holds that many identical records in a row (record fields are not
+    documented, so duplicates cannot be ruled out). A probe tells them apart."""
+    return previous is not None and bool(page) and page == previous
+
+
+def probe_offset(offset: int, limit: int) -> int:
+    """Where to look after a repeated page: far ahead (a server ignoring ``offset`` answers
+    the same page anywhere; real data rarely repeats one record that long), off the grid."""
+    return offset + max(REPEAT_PROBE_PAGES * limit, REPEAT_PROBE_RECORDS) + 1
+
+
+def check_offset_honoured(page: Page, probe: Page, offset: int) -> None:
+    """Raise if the probe far ahead holds the very same records as the repeated page."""
+    if probe == page:
         raise ConpeekPagingError(
-            f"The page at offset {offset} is identical to the previous page: the server seems "
-            "to ignore 'offset'. Stopping instead of reading the same records forever."
+            f"The page at offset {offset} is identical to the previous page, and so is a "
+            "page far further on: the server seems to ignore 'offset'. Stopping "
+            "instead of reading the same records forever."
         )
 
 
@@ -115,7 +134,9 @@ def iter_pages(
             # Speculate only once a full page proved there is more: a small or empty result,
             # or an error such as a wrong key, then costs one request, not `concurrency`.
             page = pages.get(offset, limit, speculate=previous is not None and not confirming)
-            check_not_repeated(previous, page, offset)
+            if is_repeat(previous, page):
+                probe = pages.get(probe_offset(offset, limit), limit, speculate=False)
+                check_offset_honoured(page, probe, offset)
             if is_exhausted(page):
                 return
             fetched += 1  # pages of data: the empty page that ends them does not count

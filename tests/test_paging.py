@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekPagingError
 from airflow_provider_conpeek.paging import (
-    check_not_repeated,
+    check_offset_honoured,
     check_page_ceiling,
     is_exhausted,
+    is_repeat,
     is_short,
     iter_pages,
+    probe_offset,
     validate_paging_args,
 )
 
@@ -49,11 +51,16 @@ def test_stop_conditions_alone() -> None:
     assert not is_exhausted([1])
     assert is_short([1, 2], 3)
     assert not is_short([1, 2, 3], 3)
-    check_not_repeated(None, [1], 0)
-    check_not_repeated([1], [2], 1)
-    check_not_repeated([], [], 1)  # two empty pages are not a loop
+    assert not is_repeat(None, [1])
+    assert not is_repeat([1], [2])
+    assert not is_repeat([], [])  # two empty pages are not a loop
+    assert is_repeat([1, 2], [1, 2])
+    assert probe_offset(20, 10) % 10 != 0  # off the page grid
+    assert probe_offset(20, 10) > 10_000  # far ahead
+    check_offset_honoured([1, 2], [3], 5)  # the data moves on: a run of equal records
+    check_offset_honoured([1, 2], [], 5)
     with pytest.raises(ConpeekPagingError, match="offset 5 is identical"):
-        check_not_repeated([1, 2], [1, 2], 5)
+        check_offset_honoured([1, 2], [1, 2], 5)
     check_page_ceiling(3, 3)
     with pytest.raises(ConpeekPagingError, match="max_pages=3"):
         check_page_ceiling(4, 3)
@@ -98,6 +105,18 @@ def test_server_ignoring_offset_raises() -> None:
     # Short first page + ignored offset: the confirmation repeats it.
     with pytest.raises(ConpeekPagingError, match="ignore 'offset'"):
         collect(lambda offset, limit: records[:5], page_size=10)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("page_size", [1, 2, 5])
+def test_identical_consecutive_records_are_data_not_a_loop(
+    page_size: int, concurrency: int
+) -> None:
+    """Record fields are undocumented: equal records in a row are possible, and kept."""
+    source = ListSource(0)
+    source.records = [{"id": 0}, {"id": 1}] + [{"id": "dup"}] * 10 + [{"id": i} for i in range(30)]
+    got = collect(source, page_size=page_size, concurrency=concurrency)
+    assert got == source.records
 
 
 def test_page_ceiling_stops_an_endless_server() -> None:
