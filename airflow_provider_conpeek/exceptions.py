@@ -72,3 +72,12 @@ class ConpeekTransientError(ConpeekAPIError):
 
 class ConpeekPagingError(ConpeekError):
     """The server's pages are inconsistent or malformed; stopping instead of guessing."""
+
+
+def is_fatal(exc: BaseException) -> bool:
+    """Whether no retry can cure ``exc``: bad input, HTTP 400, a rejected key, a wrong URL.
+
+    Exactly the errors that are :class:`AirflowFailException`; transient errors, malformed
+    responses and other statuses are not (a later try may succeed).
+    """
+    return isinstance(exc, AirflowFailException)

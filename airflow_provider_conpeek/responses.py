@@ -14,9 +14,9 @@ from airflow_provider_conpeek.exceptions import (
     ConpeekNotFoundError,
     ConpeekPagingError,
 )
+from airflow_provider_conpeek.paging import Page
 from airflow_provider_conpeek.settings import ConpeekSettings
 
-Page = list[Any]
 _BODY_EXCERPT = 2000
 
 
@@ -77,8 +77,11 @@ def error_for_response(response: requests.Response, settings: ConpeekSettings) -
     return ConpeekAPIError(f"Conpeek answered HTTP {status} at {url}: {body}", **kwargs)
 
 
-def parse_page(response: requests.Response, url: str) -> Page:
-    """The ``data`` list of a 200 response; anything else is a clear error."""
+def parse_page(response: requests.Response, secret: str) -> Page:
+    """The ``data`` list of a 200 response; anything else is a clear error.
+
+    :param secret: the API key, removed from the excerpt of the body that the error quotes.
+    """
     try:
         body = json.loads(response.content)
     except ValueError:
@@ -87,6 +90,6 @@ def parse_page(response: requests.Response, url: str) -> Page:
     if not isinstance(data, list):
         raise ConpeekPagingError(
             f"Malformed response from {response.url}: expected a JSON object with a 'data' "
-            f"list, got {response.content[:200]!r}. Nothing was written."
+            f"list, got {redact(repr(response.content[:200]), secret)}. Nothing was written."
         )
     return data

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
-RETRYABLE_STATUSES = frozenset({429, *range(500, 600)} - {501})
-"""Statuses a later try may cure: 429 and 5xx except 501 (Not Implemented), which is final.
+RETRYABLE_STATUSES = frozenset({408, 429, *range(500, 600)} - {501})
+"""Statuses a later try may cure: 408, 429 and 5xx except 501 (Not Implemented).
 
 :meta hide-value:
 """

@@ -114,6 +114,10 @@ def _bound(context: Mapping[str, Any], value: Any, name: str, context_key: str) 
                 f"whose timetable has no data interval). Pass {name} explicitly. "
                 f"{TIMETABLE_HINT}"
             )
+        if isinstance(value, datetime) and value.microsecond:
+            # Airflow's own interval can carry a fraction (a manual run of a timedelta
+            # schedule ends "now"); flooring both ends alike keeps windows contiguous.
+            value = value.replace(microsecond=0)
     return format_api_datetime(value, name=name)
 
 

@@ -236,7 +236,7 @@ class ConpeekHook(BaseHook):
                 )
             problem, retry_after, response = self._send(url)
             if response is not None and problem is None:
-                return parse_page(response, url)
+                return parse_page(response, settings.api_key)
             attempt += 1
             status = response.status_code if response is not None else None
             if attempt > policy.max_retries or (cancel is not None and cancel.is_set()):

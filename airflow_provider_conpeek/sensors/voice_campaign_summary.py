@@ -136,9 +136,8 @@ class VoiceCampaignSummarySensor(BaseSensorOperator):
             raise AirflowFailException(str(exc)) from exc
 
     def _check(self, filters: list[Filter]) -> bool:
-        from airflow_provider_conpeek.exceptions import ConpeekTransientError
+        from airflow_provider_conpeek.exceptions import ConpeekTransientError, is_fatal
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
-        from airflow_provider_conpeek.triggers.voice_campaign_summary import is_fatal
 
         hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
         try:

@@ -97,10 +97,12 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until enough records match (success) or a non-transient error (error)."""
-        from airflow_provider_conpeek.exceptions import ConpeekTransientError
+        from airflow_provider_conpeek.exceptions import ConpeekTransientError, is_fatal
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
 
-        hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
+        # One retry per poll: the poll interval is the backoff, so a Conpeek outage never
+        # holds one of the triggerer's shared worker threads for minutes.
+        hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id, max_retries=1)
         cancel = threading.Event()  # set when the trigger ends, so a worker stops retrying
         polls = 0
         try:
@@ -154,23 +156,6 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
         finally:
             cancel.set()
             hook.close()
-
-
-def is_fatal(exc: BaseException) -> bool:
-    """Whether retrying the task cannot help: bad input, key, request or base URL.
-
-    Transient errors and malformed responses (a server fault that may pass) are not fatal;
-    neither is a missing connection (it may be created before the next try).
-    """
-    from airflow_provider_conpeek.exceptions import (
-        ConpeekAPIError,
-        ConpeekConfigError,
-        ConpeekTransientError,
-    )
-
-    if isinstance(exc, ConpeekTransientError):
-        return False
-    return isinstance(exc, (ConpeekConfigError, ConpeekAPIError))
 
 
 def _safe_message(hook: ConpeekHook, exc: BaseException) -> str:
