@@ -477,8 +477,9 @@ def test_backoff_grows_exponentially(
     hook = connect(server)  # default base wait 0.5 s: waits in [0.25, 0.5] then [0.5, 1]
     assert records(hook, concurrency=1) == server.expected_records()
     first, second, *_ = _gaps(server)
-    assert 0.24 <= first <= 0.6, first
-    assert 0.49 <= second <= 1.2, second
+    # Upper bounds leave room for a loaded CI machine; the lower bounds prove the growth.
+    assert 0.24 <= first <= 1.0, first
+    assert 0.49 <= second <= 2.0, second
 
 
 def test_retry_after_seconds_is_honoured(
@@ -489,7 +490,7 @@ def test_retry_after_seconds_is_honoured(
     )
     hook = connect(server, max_retry_wait=5)
     assert records(hook, concurrency=1) == server.expected_records()
-    assert 0.95 <= _gaps(server)[0] <= 1.5
+    assert 0.95 <= _gaps(server)[0] <= 2.5
 
 
 def test_retry_after_http_date_is_honoured(
@@ -516,8 +517,8 @@ def test_retry_after_is_capped_by_max_retry_wait(
     hook = connect(server, max_retry_wait=0.3)
     started = time.monotonic()
     assert records(hook, concurrency=1) == server.expected_records()
-    assert time.monotonic() - started < 1.5
-    assert 0.28 <= _gaps(server)[0] <= 1.0
+    assert time.monotonic() - started < 3.0  # not the hinted hour
+    assert 0.28 <= _gaps(server)[0] <= 2.0
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "soon", "", "nan"])
@@ -529,7 +530,7 @@ def test_unusable_retry_after_falls_back_to_backoff(
     )
     hook = connect(server, max_retry_wait=0.2)  # backoff: 0.1..0.2 s before retry 1
     assert records(hook, concurrency=1) == server.expected_records()
-    assert 0.09 <= _gaps(server)[0] <= 0.6
+    assert 0.09 <= _gaps(server)[0] <= 1.5
 
 
 # -- concurrency --------------------------------------------------------------------------
@@ -739,4 +740,4 @@ def test_retry_after_http_date_in_the_past_is_no_hint(
     )
     hook = connect(server, max_retry_wait=0.2)
     assert records(hook, concurrency=1) == server.expected_records()
-    assert 0.09 <= _gaps(server)[0] <= 0.6
+    assert 0.09 <= _gaps(server)[0] <= 1.5

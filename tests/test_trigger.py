@@ -242,8 +242,9 @@ def test_event_loop_is_never_blocked(sb: SandboxServer) -> None:
     assert len(calls) >= 3
     assert elapsed >= 0.3 * len(calls)  # the latency really applied
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert max(gaps) < 0.15, f"event loop blocked for {max(gaps):.3f} s"
-    assert len(ticks) >= elapsed / 0.03  # ~100 ticks/s expected; allow a slow machine
+    # A blocking poll would stall the loop for the whole 0.3 s latency; allow a loaded CI.
+    assert max(gaps) < 0.25, f"event loop blocked for {max(gaps):.3f} s"
+    assert len(ticks) >= elapsed / 0.05  # ~100 ticks/s expected; allow a slow machine
 
 
 def test_cancellation_stops_the_trigger(sb: SandboxServer) -> None:
