@@ -25,7 +25,17 @@ except ImportError:  # pragma: no cover - Airflow 3.0's Task SDK did not export 
 
 
 class ConpeekError(AirflowException):
-    """Base class of every error raised by this provider."""
+    """Base class of every error raised by this provider.
+
+    Example::
+
+        try:
+            hook.has_at_least(filters, 1)
+        except ConpeekAuthError:
+            ...  # fix the key
+        except ConpeekError as exc:
+            log.warning("Conpeek failed: %s", exc)
+    """
 
 
 class ConpeekConfigError(ConpeekError, AirflowFailException, ValueError):
@@ -43,6 +53,11 @@ class ConpeekAPIError(ConpeekError):
     :param status: the HTTP status code, or ``None`` when no response was received.
     :param body: the server's response body text (truncated), if any.
     :param url: the URL tried, without credentials.
+
+    Example::
+
+        except ConpeekAPIError as exc:
+            print(exc.status, exc.url, exc.body[:200])
     """
 
     def __init__(

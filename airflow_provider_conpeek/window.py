@@ -45,7 +45,13 @@ TIMETABLE_HINT = (
 
 @dataclass(frozen=True)
 class Window:
-    """A half-open window ``[start, end)`` on one date property, in the API's UTC format."""
+    """A half-open window ``[start, end)`` on one date property, in the API's UTC format.
+
+    Example::
+
+        window = Window("created_date", "2026-01-01 00:00:00", "2026-01-02 00:00:00")
+        window.filters  # gte start, lt end: ready for ConpeekHook.iter_pages()
+    """
 
     date_property: str
     start: str

@@ -112,7 +112,13 @@ class FaultConfig:
 
 
 class FaultState:
-    """Runtime counters of a FaultConfig (guarded by the server lock)."""
+    """Runtime counters of a FaultConfig (guarded by the server lock).
+
+    Example::
+
+        state = FaultState(FaultConfig(rules=[FaultRule("500", first=1)]))
+        state.pick(offset=0).kind, state.pick(offset=100)  # ("500", None)
+    """
 
     def __init__(self, config: FaultConfig) -> None:
         self.config = config

@@ -96,12 +96,24 @@ def to_midnight_utc(start: datetime | date | str) -> int:
 
 
 class FilterError(ValueError):
-    """A ``filter`` value the endpoint rejects with 400 ``invalid_filter``."""
+    """A ``filter`` value the endpoint rejects with 400 ``invalid_filter``.
+
+    Example::
+
+        with pytest.raises(FilterError):
+            parse_filters([{"property": "nope", "value": 1}])
+    """
 
 
 @dataclass
 class Filters:
-    """Parsed filters: half-open epoch windows plus membership tests, all ANDed."""
+    """Parsed filters: half-open epoch windows plus membership tests, all ANDed.
+
+    Example::
+
+        filters = parse_filters([{"property": "project_id_list", "value": [11]}])
+        filters.matches(record)  # True when record["project_id"] == 11 (and dates match)
+    """
 
     created_lo: int | None = None
     created_hi: int | None = None

@@ -49,7 +49,13 @@ _INT_RE = re.compile(r"[0-9]+")
 
 @dataclass(frozen=True)
 class RequestLogEntry:
-    """One non-admin request: ``status`` is None when the connection was dropped."""
+    """One non-admin request: ``status`` is None when the connection was dropped.
+
+    Example::
+
+        entry = server.request_log[-1]
+        entry.params["limit"], entry.headers["Authorization"], entry.fault
+    """
 
     method: str
     path: str
