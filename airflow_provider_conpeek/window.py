@@ -23,15 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_conpeek.datetimes import API_DATETIME_FORMAT, format_api_datetime
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
-from airflow_provider_conpeek.filters import (
-    API_DATETIME_FORMAT,
-    DATE_PROPERTIES,
-    Filter,
-    date_window,
-    format_api_datetime,
-    validate_filters,
-)
+from airflow_provider_conpeek.filters import DATE_PROPERTIES, Filter, date_window, validate_filters
 
 log = logging.getLogger(__name__)
 

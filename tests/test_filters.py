@@ -65,8 +65,13 @@ def test_error_is_value_error() -> None:
 
 
 def test_doctests() -> None:
+    from airflow_provider_conpeek import datetimes
+
     result = doctest.testmod(filters_module, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 10
+    assert result.failed == 0
+    result = doctest.testmod(datetimes, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 1
     assert result.failed == 0
 
 
