@@ -15,13 +15,7 @@ instead of spending its retries; transient and paging errors leave retries to th
 
 from __future__ import annotations
 
-try:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-except ImportError:  # pragma: no cover - Airflow 3.0's Task SDK did not export them yet
-    from airflow.exceptions import (  # type: ignore[assignment,no-redef,attr-defined]
-        AirflowException,
-        AirflowFailException,
-    )
+from airflow_provider_conpeek._compat import AirflowException, AirflowFailException
 
 
 class ConpeekError(AirflowException):

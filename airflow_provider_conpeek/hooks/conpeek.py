@@ -18,9 +18,9 @@ from functools import cached_property
 from typing import Any
 
 import requests
-from airflow.sdk import BaseHook
 
 from airflow_provider_conpeek import __version__
+from airflow_provider_conpeek._compat import BaseHook
 from airflow_provider_conpeek.connection import (
     CONN_TYPE,
     DEFAULT_CONN_ID,
