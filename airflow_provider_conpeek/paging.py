@@ -105,6 +105,12 @@ def validate_paging_args(page_size: int, concurrency: int) -> None:
             )
 
 
+def validate_min_records(min_records: int) -> None:
+    """Reject a record threshold that is not a positive integer, before any request."""
+    if isinstance(min_records, bool) or not isinstance(min_records, int) or min_records < 1:
+        raise ConpeekConfigError(f"min_records must be a positive integer, got {min_records!r}.")
+
+
 def iter_pages(
     fetch: FetchPage,
     *,

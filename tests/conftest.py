@@ -125,6 +125,16 @@ def _bucket_exists(client: Any, name: str) -> bool:
 
 
 @pytest.fixture
+def sb(conpeek_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The sandbox as ``conpeek_default``, with one fast retry (transient tests stay short)."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CONPEEK_DEFAULT",
+        conpeek_sandbox.airflow_connection_json(max_retries=1, max_retry_wait=0.05),
+    )
+    return conpeek_sandbox
+
+
+@pytest.fixture
 def airflow_connections(
     monkeypatch: pytest.MonkeyPatch, conpeek_sandbox: Any, s3_server: S3Server
 ) -> Any:

@@ -92,16 +92,6 @@ class AddAfterRequests(threading.Thread):
         self.join()
 
 
-@pytest.fixture
-def sb(conpeek_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    """The sandbox as ``conpeek_default``, with one fast retry (transient tests stay short)."""
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CONPEEK_DEFAULT",
-        conpeek_sandbox.airflow_connection_json(max_retries=1, max_retry_wait=0.05),
-    )
-    return conpeek_sandbox
-
-
 # -- poke ----------------------------------------------------------------------------------
 
 

@@ -57,15 +57,6 @@ async def add_after_requests(server: SandboxServer, n: int, records: list[dict[s
     server.add_records(records)
 
 
-@pytest.fixture
-def sb(conpeek_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> SandboxServer:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_CONPEEK_DEFAULT",
-        conpeek_sandbox.airflow_connection_json(max_retries=1, max_retry_wait=0.05),
-    )
-    return conpeek_sandbox
-
-
 # -- serialisation ---------------------------------------------------------------------------
 
 

@@ -34,6 +34,7 @@ from airflow_provider_conpeek.paging import (
     DEFAULT_CONCURRENCY,
     Page,
     iter_pages,
+    validate_min_records,
     validate_paging_args,
 )
 from airflow_provider_conpeek.responses import (
@@ -361,10 +362,7 @@ class ConpeekHook(BaseHook):
 
         :param cancel: when set (for example by a cancelled trigger), retrying stops.
         """
-        if isinstance(min_records, bool) or not isinstance(min_records, int) or min_records < 1:
-            raise ConpeekConfigError(
-                f"min_records must be a positive integer, got {min_records!r}."
-            )
+        validate_min_records(min_records)
         encoded = encode_filter(validate_filters(filters)) if filters else None
         page = self.fetch_page(
             offset=min_records - 1, limit=1, encoded_filter=encoded, cancel=cancel

@@ -126,34 +126,29 @@ class VoiceCampaignSummarySensor(BaseSensorOperator):
     def resolve_filters(self, context: Context) -> list[Filter]:
         """The window's date filters plus ``filters``, validated. No I/O.
 
-        Raises :class:`~airflow.sdk.exceptions.AirflowFailException` on invalid input.
+        Raises :class:`~airflow_provider_conpeek.exceptions.ConpeekConfigError` (an
+        ``AirflowFailException``) on invalid input.
         """
-        from airflow_provider_conpeek.exceptions import ConpeekConfigError
+        from airflow_provider_conpeek.paging import validate_min_records
         from airflow_provider_conpeek.window import combine_filters, resolve_window
 
-        try:
-            _check_min_records(self.min_records)
-            window = resolve_window(
-                context, self.window_start, self.window_end, self.date_property, warn_if_open=False
-            )
-            return combine_filters(window, self.filters)
-        except ConpeekConfigError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        validate_min_records(self.min_records)
+        window = resolve_window(
+            context, self.window_start, self.window_end, self.date_property, warn_if_open=False
+        )
+        return combine_filters(window, self.filters)
 
     def _check(self, filters: list[Filter]) -> bool:
-        from airflow_provider_conpeek.exceptions import ConpeekTransientError, is_fatal
+        from airflow_provider_conpeek.exceptions import ConpeekTransientError
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
 
         hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
         try:
+            # Errors no wait can cure are already AirflowFailException (see exceptions.py).
             found = hook.has_at_least(filters, self.min_records)
         except ConpeekTransientError as exc:
             self.log.warning("Conpeek is failing transiently; will poke again: %s", exc)
             return False
-        except Exception as exc:
-            if is_fatal(exc):
-                raise AirflowFailException(str(exc)) from exc
-            raise
         finally:
             hook.close()
         if found:
@@ -230,10 +225,3 @@ class VoiceCampaignSummarySensor(BaseSensorOperator):
         if event.get("fatal"):
             raise AirflowFailException(text)
         raise AirflowException(text)
-
-
-def _check_min_records(value: Any) -> None:
-    from airflow_provider_conpeek.exceptions import ConpeekConfigError
-
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConpeekConfigError(f"min_records must be a positive integer, got {value!r}.")
