@@ -11,7 +11,7 @@ BIN        := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv lint typecheck unit test demo bench docs browser-deps clean
+.PHONY: venv lint typecheck pytest test demo bench docs browser-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,10 +30,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+# The whole pytest suite (unit, end-to-end, browser and scheduler tests).
+pytest: venv browser-deps
 	$(BIN)/pytest
 
-test: lint typecheck unit docs
+test: lint typecheck pytest docs
 
 demo: venv
 	$(BIN)/python dev/demo.py
@@ -44,11 +45,15 @@ bench: venv
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html
 
-# Debian's Chromium for the connection-form browser test (needs root; CI runs as root).
+# Debian's Chromium for the connection-form browser test. Installed here when this user can
+# (root with apt-get, as on CI); otherwise one line says the command to run.
 browser-deps:
-	@if [ -x /usr/bin/chromium ]; then echo "chromium: $$(/usr/bin/chromium --version)"; \
-	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	  --no-install-recommends chromium >/dev/null && /usr/bin/chromium --version; fi
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the browser test (apt-get)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null && /usr/bin/chromium --version; \
+	else echo "The browser test needs Debian's Chromium: run 'sudo apt-get install chromium', then make test again." >&2; exit 1; fi
 
 clean:
 	rm -rf $(VENV) $(TOOLS) docs/_build

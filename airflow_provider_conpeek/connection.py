@@ -19,20 +19,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow_provider_conpeek.client.settings import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_WAIT,
+    DEFAULT_READ_TIMEOUT,
+)
+
 CONN_TYPE = "conpeek"
 HOOK_NAME = "Conpeek"
 DEFAULT_CONN_ID = "conpeek_default"
-
-DEFAULT_CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the TCP/TLS connection."""
-DEFAULT_READ_TIMEOUT = 60.0
-"""Seconds to wait for the server between bytes of a response."""
-DEFAULT_MAX_RETRIES = 5
-"""Retries after the first try for 429, 5xx, connection errors and read timeouts."""
-DEFAULT_MAX_RETRY_WAIT = 60.0
-"""Cap, in seconds, on any single wait between tries (``Retry-After`` included)."""
-DEFAULT_MAX_PAGES = 100_000
-"""Ceiling on pages fetched by one extract; exceeding it raises instead of looping."""
 
 # Extras: name -> (label, JSON-schema type, default, description).
 # The extra keys are stored un-prefixed in Connection.extra (``{"read_timeout": 30}``).
@@ -107,3 +104,17 @@ def ui_field_behaviour() -> dict[str, Any]:
         "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
         "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
     }
+
+
+def connection_form_widgets() -> dict[str, Any]:
+    """The extras as form fields for Airflow 2.11-3.1's connection form (needs wtforms)."""
+    try:
+        from wtforms import BooleanField, IntegerField, StringField
+    except ImportError:  # Airflow 3.2+: the form comes from the provider metadata
+        return {}
+    kinds = {"integer": IntegerField, "boolean": BooleanField}
+    widgets: dict[str, Any] = {}
+    for name, spec in EXTRA_FIELDS.items():
+        field_class = kinds.get(spec["schema"]["type"][0], StringField)
+        widgets[name] = field_class(spec["label"], description=spec["description"])
+    return widgets

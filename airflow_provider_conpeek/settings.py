@@ -8,67 +8,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from requests.utils import get_environ_proxies
-
-from airflow_provider_conpeek.connection import (
-    CONN_TYPE,
+from airflow_provider_conpeek.client.retry import RetryPolicy
+from airflow_provider_conpeek.client.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_PAGES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_READ_TIMEOUT,
-    EXTRA_FIELDS,
+    ConpeekSettings,
 )
+from airflow_provider_conpeek.connection import CONN_TYPE, EXTRA_FIELDS
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
-from airflow_provider_conpeek.retry import RetryPolicy
-
-ENDPOINT = "voice_campaign_request_summary"
-
-
-@dataclass(frozen=True)
-class ConpeekSettings:
-    """Everything a request needs, read from the connection and the hook's arguments.
-
-    Example::
-
-        settings = read_settings("conpeek_default", BaseHook.get_connection("conpeek_default"), {})
-        settings.endpoint_url  # "https://tenant.cloud.conpeek.com/api/v1_3/voice_campaign_request_summary"
-    """
-
-    conn_id: str
-    base_url: str
-    api_key: str = field(repr=False)
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: float = DEFAULT_READ_TIMEOUT
-    max_pages: int = DEFAULT_MAX_PAGES
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    verify: bool | str = True
-    proxy: str | None = None
-
-    @property
-    def endpoint_url(self) -> str:
-        """The endpoint's URL: the base URL (with any path prefix) joined with the path."""
-        return f"{self.base_url}/{ENDPOINT}"
-
-    def session_proxies(self) -> dict[str, str]:
-        """Proxies for a session: the extra's ``proxy``, else the environment's
-        (``HTTPS_PROXY``, ``NO_PROXY``...), read once instead of on every request."""
-        if self.proxy:
-            return {"http": self.proxy, "https": self.proxy}
-        return dict(get_environ_proxies(self.base_url))
-
-    def session_verify(self) -> bool | str:
-        """TLS verification: ``ca_bundle``/``verify`` from the extra, else the environment's
-        ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE``, as requests itself would pick."""
-        if self.verify is True:
-            return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        return self.verify
 
 
 def read_settings(conn_id: str, conn: Any, overrides: Mapping[str, Any]) -> ConpeekSettings:

@@ -9,6 +9,10 @@ By default the window is the run's data interval. In Airflow 3, ``schedule="@dai
 means ``CronTriggerTimetable``, whose runs have a *zero-length* data interval; such a window
 is refused with an explanation instead of silently extracting nothing.
 
+:class:`WindowArguments` holds the four arguments both tasks take (``filters``,
+``date_property``, ``window_start``, ``window_end``): their template fields, their resolution
+and their documentation, once.
+
 Example::
 
     window = resolve_window(context, None, None, "created_date")
@@ -135,3 +139,54 @@ def combine_filters(window: Window, filters: Sequence[Any] | None) -> list[Filte
                 "from filters and use window_start/window_end instead."
             )
     return window.filters + extra
+
+
+WINDOW_TEMPLATE_FIELDS = ("filters", "date_property", "window_start", "window_end")
+"""The template fields of :class:`WindowArguments`."""
+
+
+class WindowArguments:
+    """The extract window's arguments, shared by the operator and the sensor (a mixin).
+
+    Each task takes them as keyword arguments of the same names and assigns them as is;
+    they are resolved in ``execute()`` by :meth:`resolve_window_filters`.
+
+    :param filters: extra filters ANDed with the window, in the API's dict form (templated);
+        not on the window's own ``date_property``. See :doc:`/filters`.
+    :param date_property: ``created_date`` (default) or ``closed_date`` (templated). A
+        ``closed_date`` window never contains requests still open (null ``closed_date``).
+    :param window_start: start of the window, inclusive (templated; default
+        ``data_interval_start``): a time-zone-aware datetime, an ISO 8601 string with an
+        offset, or ``YYYY-MM-DD HH:mm:ss`` in UTC.
+    :param window_end: end of the window, exclusive (templated; default
+        ``data_interval_end``).
+
+    Example::
+
+        class MyOperator(WindowArguments, BaseOperator):
+            template_fields = WINDOW_TEMPLATE_FIELDS
+
+            def execute(self, context):
+                window, filters = self.resolve_window_filters(context)
+    """
+
+    filters: Sequence[Any] | None
+    date_property: str
+    window_start: Any
+    window_end: Any
+
+    def resolve_window_filters(
+        self, context: Mapping[str, Any], *, warn_if_open: bool = True
+    ) -> tuple[Window, list[Filter]]:
+        """The window and every filter of the request (window first). No I/O.
+
+        :raises ConpeekConfigError: on any invalid argument, naming it.
+        """
+        window = resolve_window(
+            context,
+            self.window_start,
+            self.window_end,
+            self.date_property,
+            warn_if_open=warn_if_open,
+        )
+        return window, combine_filters(window, self.filters)

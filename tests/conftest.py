@@ -19,6 +19,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# The sandbox fixtures are opt-in, as they are for users (see docs/sandbox.rst).
+pytest_plugins = ["airflow_provider_conpeek.testing.pytest_plugin"]
+
+# Hypothesis: no deadline and no too_slow health check (a fresh clone has no example
+# database and a loaded 2-core machine is slow); derandomized under CI, so a CI run is
+# reproducible. The "ci" profile is chosen when CI is set (as .ci/run does).
+settings.register_profile(
+    "dev", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("dev"),
+    derandomize=True,
+    database=None,
+    print_blob=True,
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = ROOT / "example_dags"

@@ -1,57 +1,30 @@
-"""ConpeekHook against the sandbox over real HTTP: auth, URLs, paging, filters, errors,
-retries, concurrency, test_connection, has_at_least and secret hygiene."""
+"""ConpeekHook: connection -> validated settings -> client, the Test button, and the
+convenience methods that open and close a client per call."""
 
 from __future__ import annotations
 
-import http.server
-import itertools
 import json
-import logging
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
-from email.utils import formatdate
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from airflow_provider_conpeek import __version__
-from airflow_provider_conpeek.exceptions import (
-    ConpeekAPIError,
-    ConpeekAuthError,
-    ConpeekBadRequestError,
-    ConpeekConfigError,
-    ConpeekNotFoundError,
-    ConpeekPagingError,
-    ConpeekTransientError,
-)
-from airflow_provider_conpeek.filters import (
-    call_request_ids,
-    contact_numbers,
-    date_window,
-    encode_filter,
-    project_ids,
-    voice_campaign_ids,
-)
+from airflow_provider_conpeek.client import ConpeekClient
+from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
-from airflow_provider_conpeek.testing.sandbox import (
-    FaultConfig,
-    FaultRule,
-    RequestLogEntry,
-    SandboxServer,
-)
+from airflow_provider_conpeek.testing.sandbox import RequestLogEntry, SandboxServer
 
 Factory = Callable[..., SandboxServer]
-FAST = {"max_retry_wait": 0.02}  # caps every backoff wait: retry tests stay fast
 KEY = "sk-LEAK-7f3a9c1e5b2d"
 
 
 @pytest.fixture
 def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ConpeekHook]:
     """Point connection ``conn_id`` at ``server`` and return a hook using it."""
-    hooks: list[ConpeekHook] = []
 
     def make(
         server: SandboxServer,
@@ -68,243 +41,41 @@ def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ConpeekHook]:
         if password is not None:
             conn["password"] = password
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        hook = ConpeekHook(conpeek_conn_id=conn_id, **hook_kwargs)
-        hooks.append(hook)
-        return hook
+        return ConpeekHook(conpeek_conn_id=conn_id, **hook_kwargs)
 
-    yield make  # type: ignore[misc]
-    for hook in hooks:
-        hook.close()
+    return make
 
 
 def api_log(server: SandboxServer) -> list[RequestLogEntry]:
     return [e for e in server.request_log if e.path.endswith("voice_campaign_request_summary")]
 
 
-def asked(server: SandboxServer) -> list[tuple[int, int]]:
-    """(offset, limit) of every API request, in arrival order."""
-    return [(int(e.params["offset"][0]), int(e.params["limit"][0])) for e in api_log(server)]
+def test_get_conn_is_a_client_on_the_connection_settings(
+    conpeek_sandbox: SandboxServer, connect: Callable[..., ConpeekHook]
+) -> None:
+    hook = connect(conpeek_sandbox, read_timeout=7, extra={"max_retries": 2})
+    with hook.get_conn() as client:
+        assert isinstance(client, ConpeekClient)
+        assert client.settings is hook.settings
+        assert client.settings.base_url == conpeek_sandbox.url
+        assert client.settings.read_timeout == 7.0  # the hook argument wins
+        assert client.settings.retry.max_retries == 2  # from the extra
+        assert client.has_at_least(None, 1) is True
+    assert repr(hook) == "ConpeekHook(conpeek_conn_id='conpeek_default')"
 
 
-def records(hook: ConpeekHook, filters: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
-    return list(hook.iter_voice_campaign_request_summaries(filters, **kwargs))
-
-
-# -- auth, headers, URLs ------------------------------------------------------------------
-
-
-def test_raw_key_user_agent_and_content_type(
+def test_convenience_methods_page_and_poke_through_a_closed_client(
     conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
 ) -> None:
-    server = conpeek_sandbox_factory(records=5, api_key=KEY)
+    server = conpeek_sandbox_factory(records=25)
     hook = connect(server)
-    assert records(hook, concurrency=1) == server.expected_records()
-    (first, *_) = api_log(server)
-    assert first.status == 200
-    assert first.headers["Authorization"] == KEY  # raw, no "Bearer"
-    assert first.headers["User-Agent"].startswith(f"airflow-provider-conpeek/{__version__} ")
-    assert first.headers["Content-Type"] == "application/json"
-
-
-@pytest.mark.parametrize("prefix", ["", "/api/v1_3"])
-@pytest.mark.parametrize("trailing_slash", [False, True])
-def test_base_url_joined_with_path(
-    conpeek_sandbox_factory: Factory,
-    connect: Callable[..., ConpeekHook],
-    prefix: str,
-    trailing_slash: bool,
-) -> None:
-    server = conpeek_sandbox_factory(records=3, path_prefix=prefix)
-    host = server.url + ("/" if trailing_slash else "")
-    hook = connect(server, host=host)
-    assert records(hook) == server.expected_records()
-    assert {e.path for e in api_log(server)} == {f"{prefix}/voice_campaign_request_summary"}
-    assert all(e.status == 200 for e in api_log(server))
-    assert hook.settings.endpoint_url == f"{server.url}/voice_campaign_request_summary"
-
-
-# -- paging -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("n", "expected_calls"),
-    [
-        (0, [(0, 10)]),
-        (1, [(0, 10), (1, 10)]),  # a short page is confirmed by one more request
-        (9, [(0, 10), (9, 10)]),
-        (10, [(0, 10), (10, 10)]),
-        (11, [(0, 10), (10, 10), (11, 10)]),
-        (35, [(0, 10), (10, 10), (20, 10), (30, 10), (35, 10)]),
-    ],
-)
-def test_paging_exact_requests(
-    conpeek_sandbox_factory: Factory,
-    connect: Callable[..., ConpeekHook],
-    n: int,
-    expected_calls: list[tuple[int, int]],
-) -> None:
-    server = conpeek_sandbox_factory(records=n)
-    hook = connect(server)
-    got = records(hook, page_size=10, concurrency=1)
+    got = list(hook.iter_voice_campaign_request_summaries(page_size=10, concurrency=2))
     assert got == server.expected_records()
-    assert len(got) == n
-    assert asked(server) == expected_calls
+    assert hook.has_at_least(None, 25) is True
+    assert hook.has_at_least(None, 26) is False
 
 
-def test_default_page_size_is_100(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=250)
-    hook = connect(server)
-    assert records(hook, concurrency=1) == server.expected_records()
-    assert asked(server) == [(0, 100), (100, 100), (200, 100), (250, 100)]
-
-
-@pytest.mark.parametrize("concurrency", [2, 4, 8])
-def test_concurrent_paging_reads_every_record_once(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], concurrency: int
-) -> None:
-    server = conpeek_sandbox_factory(records=1234)
-    hook = connect(server)
-    got = records(hook, page_size=50, concurrency=concurrency)
-    assert got == server.expected_records()
-    needed = [(o, 50) for o in range(0, 1201, 50)] + [(1234, 50)]
-    assert set(needed) <= set(asked(server))
-    assert asked(server)[0] == (0, 50)  # nothing speculative before the first full page
-    # Speculation overshoots the end by fewer than `concurrency` pages.
-    assert len(asked(server)) < len(needed) + concurrency
-
-
-@pytest.mark.parametrize("concurrency", [1, 4])
-def test_server_page_cap_loses_nothing(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], concurrency: int
-) -> None:
-    server = conpeek_sandbox_factory(records=95, max_limit=20)
-    hook = connect(server)
-    got = records(hook, page_size=50, concurrency=concurrency)
-    assert got == server.expected_records()
-    assert len({r["call_request_id"] for r in got}) == 95
-    if concurrency == 1:
-        assert asked(server) == [(0, 50), (20, 50), (40, 20), (60, 20), (80, 20), (95, 20)]
-
-
-@pytest.mark.parametrize("concurrency", [1, 4])
-def test_server_ignoring_offset_raises(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], concurrency: int
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=100, faults=FaultConfig(rules=[FaultRule("ignore_offset")])
-    )
-    hook = connect(server)
-    with pytest.raises(ConpeekPagingError, match="ignore 'offset'"):
-        records(hook, page_size=10, concurrency=concurrency)
-    assert len(asked(server)) <= 2 + concurrency
-
-
-def test_more_pages_than_max_pages_raises(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=100)
-    with pytest.raises(ConpeekPagingError, match="max_pages=3"):
-        records(connect(server, max_pages=3), page_size=10, concurrency=1)
-    # Exactly max_pages pages of data (plus the empty page that ends them) is fine.
-    server.clear_log()
-    hook = connect(server, max_pages=10)
-    assert records(hook, page_size=10, concurrency=1) == server.expected_records()
-    # The ceiling also comes from the connection extra.
-    with pytest.raises(ConpeekPagingError, match="max_pages=2"):
-        records(connect(server, extra={"max_pages": 2}), page_size=10)
-
-
-@pytest.mark.parametrize("concurrency", [1, 3, 8])
-def test_memory_is_bounded_by_pages_in_flight(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], concurrency: int
-) -> None:
-    server = conpeek_sandbox_factory(records=1000)
-    hook = connect(server)
-    it = hook.iter_voice_campaign_request_summaries(page_size=10, concurrency=concurrency)
-    assert next(it) == server.expected_records()[0]
-    time.sleep(0.2)  # let any runaway prefetching show in the log
-    # Never more than concurrency pages ahead of the page being read.
-    assert len(api_log(server)) <= concurrency + 1
-    it.close()
-    settled = len(api_log(server))
-    time.sleep(0.1)
-    assert len(api_log(server)) == settled  # closing the iterator stops every worker
-
-
-# -- filters ------------------------------------------------------------------------------
-
-
-def _filter_cases(server: SandboxServer) -> list[list[dict[str, Any]]]:
-    store = server.store
-    r5, r6, r500 = store.record(5), store.record(6), store.record(500)
-    created, closed = r500["created_date"], r500["closed_date"]
-    cases: list[list[dict[str, Any]]] = []
-    for op in ("gt", "gte", "lt", "lte"):
-        cases.append([{"property": "created_date", "operator": op, "value": created}])
-        cases.append([{"property": "closed_date", "operator": op, "value": closed}])
-    cases += [
-        [
-            {
-                "property": "contact_number_list",
-                "value": [r5["contact_number"], r6["contact_number"]],
-            }
-        ],
-        [{"property": "voice_campaign_id_list", "value": ["vc-101", "vc-104"]}],
-        [{"property": "project_id_list", "value": [11, 14]}],
-        [{"property": "call_request_id_list", "value": [r5["call_request_id"], "cr-nope"]}],
-        [
-            {"property": "created_date", "operator": "gte", "value": "2026-01-02 00:00:00"},
-            {"property": "created_date", "operator": "lt", "value": "2026-01-03 00:00:00"},
-            {"property": "project_id_list", "value": [13]},
-            {"property": "closed_date", "operator": "lte", "value": "2026-01-02 18:00:00"},
-        ],
-        [*date_window("2026-01-01 06:00:00", "2026-01-01 12:00:00"), *voice_campaign_ids("vc-103")],
-        [*contact_numbers(r500["contact_number"]), *project_ids(r500["project_id"])],
-        [*call_request_ids(r5["call_request_id"], r500["call_request_id"])],
-    ]
-    return cases
-
-
-def test_every_filter_property_and_operator(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=1000)
-    hook = connect(server)
-    for filters in _filter_cases(server):
-        server.clear_log()
-        expected = server.expected_records(filters)
-        assert expected, filters  # each case selects something, so it can fail
-        assert len(expected) < 1000 or filters[0]["property"] == "closed_date", filters
-        assert records(hook, filters, page_size=97) == expected, filters
-        log = api_log(server)
-        assert all(e.status == 200 for e in log)
-        assert [json.loads(e.params["filter"][0]) for e in log] == [filters] * len(log)
-
-
-WEIRD = ["a&b=c+d#e? f", "zażółć gęślą jaźń ✓", "%41%2F", 'q"uo\\te', "x;y/z:1,2", "🙂"]
-
-
-@pytest.mark.parametrize("concurrency", [1, 4])
-def test_filter_encoded_exactly_once(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], concurrency: int
-) -> None:
-    server = conpeek_sandbox_factory(records=50)
-    hook = connect(server)
-    filters = [{"property": "call_request_id_list", "value": WEIRD}]
-    assert records(hook, filters, concurrency=concurrency) == []
-    (entry,) = api_log(server)[:1]
-    assert entry.status == 200
-    assert entry.query == f"limit=100&offset=0&filter={encode_filter(filters)}"
-    assert entry.params["filter"] == [
-        json.dumps(filters, ensure_ascii=False, separators=(",", ":"))
-    ]
-    assert json.loads(entry.params["filter"][0]) == filters
-    assert sorted(entry.params) == ["filter", "limit", "offset"]
-
-
-def test_invalid_filters_rejected_before_any_request(
+def test_convenience_methods_validate_before_any_request(
     conpeek_sandbox: SandboxServer, connect: Callable[..., ConpeekHook]
 ) -> None:
     hook = connect(conpeek_sandbox)
@@ -312,305 +83,33 @@ def test_invalid_filters_rejected_before_any_request(
         hook.iter_voice_campaign_request_summaries([{"property": "contact_number", "value": "1"}])
     with pytest.raises(ConpeekConfigError, match="page_size"):
         hook.iter_voice_campaign_request_summaries(None, page_size=0)
-    with pytest.raises(ConpeekConfigError, match="concurrency"):
-        hook.iter_pages(None, page_size=10, concurrency=0)
+    with pytest.raises(ConpeekConfigError, match="min_records"):
+        hook.has_at_least(None, 0)
     assert api_log(conpeek_sandbox) == []
 
 
-# -- errors -------------------------------------------------------------------------------
-
-
-def test_400_carries_status_and_server_body(
-    conpeek_sandbox: SandboxServer, connect: Callable[..., ConpeekHook]
-) -> None:
-    hook = connect(conpeek_sandbox, **FAST)
-    bogus = encode_filter([{"property": "nonsense", "value": [1]}])
-    with pytest.raises(ConpeekBadRequestError) as info:
-        hook.fetch_page(offset=0, limit=10, encoded_filter=bogus)
-    err = info.value
-    assert err.status == 400
-    assert "unknown property 'nonsense'" in err.body
-    assert "unknown property 'nonsense'" in str(err)
-    assert "HTTP 400" in str(err)
-    assert len(api_log(conpeek_sandbox)) == 1  # never retried
-    with pytest.raises(ConpeekBadRequestError, match="offset must be an integer"):
-        hook.fetch_page(offset=-1, limit=10)
-
-
-def test_401_names_the_connection_never_the_key(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=5, api_key="the-right-key")
-    hook = connect(server, "conpeek_wrong_key", password=KEY, **FAST)
-    with pytest.raises(ConpeekAuthError) as info:
-        records(hook)
-    err = info.value
-    assert err.status == 401
-    assert "conpeek_wrong_key" in str(err)
-    assert KEY not in str(err)
-    assert KEY not in err.body
-    assert KEY not in err.url
-    assert len(api_log(server)) == 1
-
-
-class _Status403(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b'{"error": "forbidden"}'
-        self.send_response(403)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def test_403_is_an_auth_error(
-    conpeek_sandbox: SandboxServer, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Status403)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/api"
-        hook = connect(conpeek_sandbox, "conpeek_forbidden", host=url, password=KEY)
-        with pytest.raises(ConpeekAuthError, match="conpeek_forbidden") as info:
-            hook.fetch_page(offset=0, limit=1)
-        assert info.value.status == 403
-        assert KEY not in str(info.value)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_404_says_the_base_url_is_probably_wrong(
-    conpeek_sandbox: SandboxServer, connect: Callable[..., ConpeekHook]
-) -> None:
-    base = conpeek_sandbox.url.removesuffix("/api/v1_3")  # path prefix forgotten
-    hook = connect(conpeek_sandbox, host=base)
-    with pytest.raises(ConpeekNotFoundError) as info:
-        records(hook)
-    message = str(info.value)
-    assert info.value.status == 404
-    assert "base URL" in message
-    assert "probably wrong" in message
-    assert f"{base}/voice_campaign_request_summary?limit=100&offset=0" in message
-
-
-def test_malformed_body_is_a_paging_error(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=5, faults=FaultConfig(rules=[FaultRule("malformed", first=1)])
+def test_client_works_without_airflow(conpeek_sandbox: SandboxServer) -> None:
+    """The client package is plain Python: it runs with every ``airflow`` import blocked."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["airflow"] = None  # any import of Airflow now raises ImportError
+        from airflow_provider_conpeek.client import ConpeekClient, ConpeekSettings
+        from airflow_provider_conpeek.exceptions import ConpeekAuthError
+        settings = ConpeekSettings("plain", {conpeek_sandbox.url!r}, "sandbox-key")
+        with ConpeekClient(settings) as client:
+            print(len(list(client.iter_records(page_size=300, concurrency=2))))
+        try:
+            ConpeekClient(ConpeekSettings("plain", {conpeek_sandbox.url!r}, "bad")).check()
+        except ConpeekAuthError as exc:
+            print(type(exc).__mro__[1].__name__, exc.status)
+        print(sorted(m for m, v in sys.modules.items() if v and m.split(".")[0] == "airflow"))
+        """
     )
-    with pytest.raises(ConpeekPagingError, match="Malformed response"):
-        records(connect(server))
-
-
-# -- retries ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("kind", ["429", "500", "502", "503", "drop"])
-def test_transient_failures_are_retried(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], kind: str
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=30, faults=FaultConfig(rules=[FaultRule(kind, first=2)])
-    )
-    hook = connect(server, **FAST)
-    assert records(hook, page_size=20, concurrency=1) == server.expected_records()
-    assert asked(server) == [(0, 20), (0, 20), (0, 20), (20, 20), (30, 20)]
-    assert [e.fault for e in api_log(server)[:3]] == [kind, kind, None]
-
-
-def test_read_timeout_is_retried(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=5, faults=FaultConfig(rules=[FaultRule("stall", first=1, stall_seconds=3)])
-    )
-    hook = connect(server, read_timeout=0.3, **FAST)
-    started = time.monotonic()
-    assert records(hook, concurrency=1) == server.expected_records()
-    assert time.monotonic() - started < 2.0  # did not wait for the stalled response
-    # The stalled request is logged only when the sandbox answers it (after 3 s): the first
-    # logged request is the retry, which the stall rule (first=1) let through.
-    assert asked(server) == [(0, 100), (5, 100)]
-    assert [e.fault for e in api_log(server)] == [None, None]
-
-
-@pytest.mark.parametrize(("kind", "status"), [("500", 500), ("429", 429), ("drop", None)])
-def test_tries_are_capped(
-    conpeek_sandbox_factory: Factory,
-    connect: Callable[..., ConpeekHook],
-    kind: str,
-    status: int | None,
-) -> None:
-    server = conpeek_sandbox_factory(records=5, faults=FaultConfig(rules=[FaultRule(kind)]))
-    hook = connect(server, max_retries=2, **FAST)
-    with pytest.raises(ConpeekTransientError, match="after 3 tries") as info:
-        records(hook)
-    assert info.value.status == status
-    assert len(api_log(server)) == 3
-
-
-def test_max_retries_from_extra_and_zero_disables(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=5, faults=FaultConfig(rules=[FaultRule("503")]))
-    with pytest.raises(ConpeekTransientError, match="after 1 tries"):
-        records(connect(server, extra={"max_retries": 0}))
-    assert len(api_log(server)) == 1
-
-
-def _gaps(server: SandboxServer) -> list[float]:
-    times = [e.time for e in api_log(server)]
-    return [b - a for a, b in itertools.pairwise(times)]
-
-
-def test_backoff_grows_exponentially(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=3, faults=FaultConfig(rules=[FaultRule("500", first=2)])
-    )
-    hook = connect(server)  # default base wait 0.5 s: waits in [0.25, 0.5] then [0.5, 1]
-    assert records(hook, concurrency=1) == server.expected_records()
-    first, second, *_ = _gaps(server)
-    # Upper bounds leave room for a loaded CI machine; the lower bounds prove the growth.
-    assert 0.24 <= first <= 1.0, first
-    assert 0.49 <= second <= 2.0, second
-
-
-def test_retry_after_seconds_is_honoured(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=3, faults=FaultConfig(rules=[FaultRule("429", retry_after="1", first=1)])
-    )
-    hook = connect(server, max_retry_wait=5)
-    assert records(hook, concurrency=1) == server.expected_records()
-    assert 0.95 <= _gaps(server)[0] <= 2.5
-
-
-def test_retry_after_http_date_is_honoured(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    when = int(time.time()) + 2  # an HTTP-date has whole seconds: the hint is 1..2 s away
-    header = formatdate(when, usegmt=True)
-    server = conpeek_sandbox_factory(
-        records=3, faults=FaultConfig(rules=[FaultRule("503", retry_after=header, first=1)])
-    )
-    hook = connect(server, max_retry_wait=5)
-    assert records(hook, concurrency=1) == server.expected_records()
-    retry_time = api_log(server)[1].time
-    assert retry_time >= when - 0.05, (retry_time, when)
-    assert _gaps(server)[0] <= 2.5
-
-
-def test_retry_after_is_capped_by_max_retry_wait(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=3, faults=FaultConfig(rules=[FaultRule("429", retry_after="3600", first=1)])
-    )
-    hook = connect(server, max_retry_wait=0.3)
-    started = time.monotonic()
-    assert records(hook, concurrency=1) == server.expected_records()
-    assert time.monotonic() - started < 3.0  # not the hinted hour
-    assert 0.28 <= _gaps(server)[0] <= 2.0
-
-
-@pytest.mark.parametrize("value", ["0", "-3", "soon", "", "nan"])
-def test_unusable_retry_after_falls_back_to_backoff(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], value: str
-) -> None:
-    server = conpeek_sandbox_factory(
-        records=3, faults=FaultConfig(rules=[FaultRule("429", retry_after=value, first=1)])
-    )
-    hook = connect(server, max_retry_wait=0.2)  # backoff: 0.1..0.2 s before retry 1
-    assert records(hook, concurrency=1) == server.expected_records()
-    assert 0.09 <= _gaps(server)[0] <= 1.5
-
-
-# -- concurrency --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("concurrency", [4, 8])
-def test_concurrent_with_faults_equals_sequential(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], concurrency: int
-) -> None:
-    faults = FaultConfig(
-        seed=concurrency,
-        rules=[
-            FaultRule("500", probability=0.15),
-            FaultRule("429", probability=0.1),
-            FaultRule("503", probability=0.05, retry_after="0"),
-            FaultRule("drop", probability=0.05),
-        ],
-    )
-    server = conpeek_sandbox_factory(records=2000, faults=faults)
-    filters = date_window("2026-01-01 12:00:00", "2026-01-03 06:00:00")
-    hook = connect(server, max_retries=20, max_retry_wait=0.01)
-    concurrent = records(hook, filters, page_size=37, concurrency=concurrency)
-    assert {e.fault for e in api_log(server)} >= {"500", "429", "drop"}  # faults did happen
-    sequential = records(hook, filters, page_size=37, concurrency=1)
-    assert concurrent == sequential == server.expected_records(filters)
-
-
-def test_retry_after_defers_every_worker(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    # The 429 hits a speculative page (offset 150) while the reader is ~8 pages behind. A
-    # slow reader (20 ms per page) keeps asking for new pages as it advances, so without the
-    # shared gate requests would keep arriving during the second the server asked for.
-    faults = FaultConfig(rules=[FaultRule("429", retry_after="1", offsets=[150], times=1)])
-    server = conpeek_sandbox_factory(records=300, faults=faults)
-    hook = connect(server, max_retry_wait=5)
-    got = []
-    for page in hook.iter_pages(None, page_size=10, concurrency=8):
-        got.extend(page)
-        time.sleep(0.02)
-    assert got == server.expected_records()
-    log = api_log(server)
-    (limited,) = [e for e in log if e.fault == "429"]
-    during = [e for e in log if limited.time + 0.05 < e.time < limited.time + 0.95]
-    assert during == []  # nobody asked anything while the server said wait
-    after = [e for e in log if e.time > limited.time]
-    assert len(after) > 8
-    assert min(e.time for e in after) >= limited.time + 0.95
-    assert min(e.time for e in after if e.params["offset"] == ["150"]) >= limited.time + 0.95
-
-
-# -- has_at_least -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("n", "expected"), [(1, True), (17, True), (18, False), (500, False)])
-def test_has_at_least_sends_one_request(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook], n: int, expected: bool
-) -> None:
-    server = conpeek_sandbox_factory(records=100)
-    filters = project_ids(13)
-    total = len(server.expected_records(filters))
-    assert total == 17  # the parametrization above hinges on it
-    hook = connect(server)
-    assert hook.has_at_least(filters, n) is expected
-    (entry,) = api_log(server)
-    assert entry.query == f"limit=1&offset={n - 1}&filter={encode_filter(filters)}"
-
-
-def test_has_at_least_without_filters_and_bad_counts(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=10)
-    hook = connect(server)
-    assert hook.has_at_least(None, 10) is True
-    assert hook.has_at_least([], 11) is False
-    assert [e.query for e in api_log(server)] == ["limit=1&offset=9", "limit=1&offset=10"]
-    for bad in (0, -1, 1.5, True, "3"):
-        with pytest.raises(ConpeekConfigError, match="min_records"):
-            hook.has_at_least(None, bad)  # type: ignore[arg-type]
-    assert len(api_log(server)) == 2
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")
+    assert out[:3] == [str(len(conpeek_sandbox.expected_records())), "ConpeekAPIError 401", "[]"]
 
 
 # -- test_connection ----------------------------------------------------------------------
@@ -647,10 +146,9 @@ def test_test_connection_unreachable_host(
 ) -> None:
     host = f"http://127.0.0.1:{_closed_port()}/api/v1_3"
     hook = connect(conpeek_sandbox, "conpeek_gone", host=host, password=KEY)
-    started = time.monotonic()
     ok, message = hook.test_connection()
     assert ok is False
-    assert time.monotonic() - started < 3  # the UI button must not hang on retries
+    assert "after 1 tries" in message  # the UI button never waits for retries
     assert "127.0.0.1" in message
     assert KEY not in message
 
@@ -663,81 +161,3 @@ def test_test_connection_bad_config_is_reported(
     ).test_connection()
     assert ok is False
     assert "read_timout" in message
-
-
-# -- secrets ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    import http.client
-
-    caplog.set_level(logging.DEBUG)
-    for name in ("urllib3", "requests", "airflow_provider_conpeek"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    old = http.client.HTTPConnection.debuglevel
-    yield caplog
-    http.client.HTTPConnection.debuglevel = old
-
-
-def test_key_never_leaks(
-    conpeek_sandbox_factory: Factory,
-    connect: Callable[..., ConpeekHook],
-    debug_logs: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    faults = FaultConfig(
-        rules=[FaultRule("500", first=1), FaultRule("429", retry_after="0", first=2)]
-    )
-    server = conpeek_sandbox_factory(records=120, api_key=KEY, faults=faults)
-    hook = connect(server, **FAST)
-    assert records(hook, page_size=50, concurrency=2) == server.expected_records()
-    seen: list[str] = [repr(hook), repr(hook.settings), str(hook.settings)]
-    session = hook.get_conn()
-    seen += [repr(session.auth), repr(session), str(session.headers.get("Authorization"))]
-    seen += [f"{e.path}?{e.query}" for e in server.request_log]
-    wrong = connect(server, "conpeek_wrong", password=KEY + "x", **FAST)
-    with pytest.raises(ConpeekAuthError) as auth_err:
-        wrong.fetch_page(offset=0, limit=1)
-    seen += [str(auth_err.value), auth_err.value.body, auth_err.value.url, repr(auth_err.value)]
-    server.set_faults(FaultConfig(rules=[FaultRule("500")]))
-    with pytest.raises(ConpeekTransientError) as transient:
-        hook.fetch_page(offset=0, limit=1)
-    seen += [str(transient.value), transient.value.body, transient.value.url]
-    seen += [wrong.test_connection()[1], hook.test_connection()[1]]
-    assert any("retry" in r.getMessage() for r in debug_logs.records)  # logging did happen
-    assert any(r.name.startswith("urllib3") for r in debug_logs.records)
-    out = capsys.readouterr()
-    seen += [debug_logs.text, out.out, out.err]
-    seen += [r.getMessage() for r in debug_logs.records]
-    for text in seen:
-        assert KEY not in text
-    assert session.headers.get("Authorization") is None  # only added per request by the auth
-
-
-def test_hook_can_be_closed_and_reused(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=30)
-    hook = connect(server)
-    first = records(hook, page_size=7, concurrency=3)
-    hook.close()
-    assert records(hook, page_size=7, concurrency=3) == first == server.expected_records()
-
-
-def test_error_types_share_a_base() -> None:
-    for cls in (ConpeekAuthError, ConpeekBadRequestError, ConpeekNotFoundError):
-        assert issubclass(cls, ConpeekAPIError)
-    assert issubclass(ConpeekTransientError, ConpeekAPIError)
-
-
-def test_retry_after_http_date_in_the_past_is_no_hint(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    past = formatdate(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp(), usegmt=True)
-    server = conpeek_sandbox_factory(
-        records=3, faults=FaultConfig(rules=[FaultRule("429", retry_after=past, first=1)])
-    )
-    hook = connect(server, max_retry_wait=0.2)
-    assert records(hook, concurrency=1) == server.expected_records()
-    assert 0.09 <= _gaps(server)[0] <= 1.5

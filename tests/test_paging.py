@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekPagingError
-from airflow_provider_conpeek.paging import (
+from airflow_provider_conpeek.client.paging import (
     check_offset_honoured,
     check_page_ceiling,
     is_exhausted,
@@ -20,23 +18,21 @@ from airflow_provider_conpeek.paging import (
     probe_offset,
     validate_paging_args,
 )
+from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekPagingError
 
 
 class ListSource:
     """An in-memory endpoint: limit/offset over a list, optionally capping the page size."""
 
-    def __init__(self, n: int, *, cap: int | None = None, delay: float = 0.0) -> None:
+    def __init__(self, n: int, *, cap: int | None = None) -> None:
         self.records = [{"id": i} for i in range(n)]
         self.cap = cap
-        self.delay = delay
         self.calls: list[tuple[int, int]] = []
         self._lock = threading.Lock()
 
     def __call__(self, offset: int, limit: int) -> list[dict[str, int]]:
         with self._lock:
             self.calls.append((offset, limit))
-        if self.delay:
-            time.sleep(self.delay)
         if self.cap is not None:
             limit = min(limit, self.cap)
         return self.records[offset : offset + limit]
@@ -127,7 +123,6 @@ def test_page_ceiling_stops_an_endless_server() -> None:
         collect(endless, page_size=10, max_pages=5)  # type: ignore[arg-type]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(0, 400),
     page_size=st.integers(1, 60),
@@ -143,13 +138,32 @@ def test_concurrent_equals_sequential(
     assert got == expected
 
 
-def test_concurrency_overlaps_requests() -> None:
-    source = ListSource(400, delay=0.02)
-    started = time.monotonic()
-    assert collect(source, page_size=10, concurrency=8) == source.records
-    elapsed = time.monotonic() - started
-    # 41 requests of 20 ms each take >= 0.8 s one at a time; with 8 in flight far less.
-    assert elapsed < 0.5, elapsed
+@pytest.mark.parametrize("concurrency", [2, 8])
+def test_concurrency_overlaps_requests(concurrency: int) -> None:
+    # Each request is held until `concurrency` requests are in flight at once (or 10 s
+    # pass): paging completes promptly only if it really keeps them in flight together.
+    records = [{"id": i} for i in range(400)]
+    lock = threading.Lock()
+    in_flight = 0
+    peak = 0
+    all_in = threading.Event()
+
+    def fetch(offset: int, limit: int) -> list[dict[str, int]]:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            if in_flight >= concurrency:
+                all_in.set()
+        if offset > 0:  # the first request is alone: nothing is speculated before it
+            all_in.wait(10)
+        with lock:
+            in_flight -= 1
+        return records[offset : offset + limit]
+
+    got = [r for page in iter_pages(fetch, page_size=10, concurrency=concurrency) for r in page]
+    assert got == records
+    assert peak == concurrency
 
 
 def test_failure_of_a_needed_page_propagates_and_speculation_is_cancelled() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
+from fakeclock import FakeClock
 
-from airflow_provider_conpeek.retry import RETRYABLE_STATUSES, Gate, RetryPolicy, parse_retry_after
+from airflow_provider_conpeek.client.retry import (
+    RETRYABLE_STATUSES,
+    Clock,
+    Gate,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -53,24 +60,41 @@ def test_statuses() -> None:
 
 
 def test_gate_holds_every_sender() -> None:
-    gate = Gate()
-    gate.wait()  # open
-    gate.defer(0.2)
-    gate.defer(0.05)  # a shorter deferral never shortens the wait
-    started = time.monotonic()
-    gate.wait()
-    assert time.monotonic() - started >= 0.18
+    clock = FakeClock()
+    gate = Gate(clock)
+    assert gate.wait() is True  # open: no sleep
+    assert clock.waits() == []
+    gate.defer(2.0)
+    gate.defer(0.5)  # a shorter deferral never shortens the wait
+    assert gate.remaining() == 2.0
+    assert gate.wait() is True
+    assert clock.waits() == [2.0]
+    assert gate.remaining() == 0.0
+
+
+def test_gate_rereads_a_deferral_made_while_waiting() -> None:
+    clock = FakeClock()
+    gate = Gate(clock)
+    gate.defer(1.0)
+    # While this caller sleeps, another request's 429 pushes the gate 3 s further on.
+    clock.on_sleep = lambda name, seconds: gate.defer(3.0) if len(clock.sleeps) == 1 else None
+    assert gate.wait() is True
+    assert clock.waits() == [1.0, 2.0]  # woke at 1 s, saw the new deadline (3 s), slept on
 
 
 def test_gate_wait_stops_when_cancelled() -> None:
-    import threading
-
-    gate = Gate()
+    clock = FakeClock()
+    gate = Gate(clock)
     cancel = threading.Event()
     assert gate.wait(cancel) is True  # open
     gate.defer(5.0)
-    assert gate.remaining() > 4.5
-    threading.Timer(0.05, cancel.set).start()
-    started = time.monotonic()
+    clock.on_sleep = lambda name, seconds: cancel.set()  # cancelled while asleep
     assert gate.wait(cancel) is False
-    assert time.monotonic() - started < 1.0
+    assert clock.waits() == [5.0]  # one sleep, then gave up instead of sending
+
+
+def test_system_clock_sleep_is_cut_short_by_cancel() -> None:
+    cancel = threading.Event()
+    cancel.set()
+    Clock().sleep(3600, cancel)  # returns at once: the event is already set
+    assert Clock().now().tzinfo is not None

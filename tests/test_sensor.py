@@ -352,6 +352,23 @@ def test_deferrable_initial_transient_error_still_defers(sb: SandboxServer) -> N
         sensor(deferrable=True).execute(context())
 
 
+def test_deferrable_first_poke_never_fail_skips_any_error(sb: SandboxServer) -> None:
+    # A malformed body is not an AirflowFailException: Airflow's own sensor logic turns it
+    # into a skip under never_fail, in deferrable mode as in poke mode.
+    sb.set_faults(FaultConfig(rules=[FaultRule("malformed")]))
+    with pytest.raises(AirflowSkipException, match="never_fail"):
+        sensor(never_fail=True, deferrable=True).execute(context())
+    assert len(api_requests(sb)) == 1
+
+
+def test_deferrable_first_poke_silent_fail_pokes_again_then_defers(sb: SandboxServer) -> None:
+    sb.set_faults(FaultConfig(rules=[FaultRule("malformed", first=1)]))
+    with pytest.raises(TaskDeferred):
+        sensor(silent_fail=True, deferrable=True).execute(context())
+    # The failed poke was logged and ignored; the next poke found nothing and deferred.
+    assert [e.fault for e in api_requests(sb)] == ["malformed", None]
+
+
 def test_deferrable_default_comes_from_config() -> None:
     import inspect
     import os

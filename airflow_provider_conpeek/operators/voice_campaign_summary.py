@@ -1,12 +1,11 @@
 """VoiceCampaignSummaryToS3Operator: one data interval of records, streamed into S3.
 
-Heavy imports (requests, boto3) happen in :meth:`execute`, so a DAG file that uses the
+Heavy imports (requests, boto3) happen in ``execute()``, so a DAG file that uses the
 operator parses fast.
 """
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from collections.abc import Sequence
@@ -14,51 +13,47 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_conpeek.client.paging import DEFAULT_CONCURRENCY, validate_paging_args
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
-from airflow_provider_conpeek.paging import DEFAULT_CONCURRENCY, validate_paging_args
+from airflow_provider_conpeek.window import WINDOW_TEMPLATE_FIELDS, WindowArguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-log = logging.getLogger(__name__)
-
 PROGRESS_EVERY_SECONDS = 10.0
 
 
-class VoiceCampaignSummaryToS3Operator(BaseOperator):
+class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
     """Extract one window of voice campaign request summaries into one S3 object.
 
     The window is half-open, ``[window_start, window_end)``, on ``date_property`` (UTC), and
     defaults to the run's data interval, so consecutive runs neither overlap nor leave a gap.
     Records are written verbatim as JSON Lines (gzip by default) into a temporary file, page
-    by page, then uploaded with the Amazon provider's ``S3Hook`` (multipart when large): memory
-    stays flat however many records the window holds, and a failed run leaves no object and
-    no temporary file behind. An empty window writes a valid empty object.
+    by page, then uploaded with the Amazon provider's ``S3Hook``: memory stays flat however
+    many records the window holds, and a failed run leaves no object and no temporary file.
 
     Use a timetable with real data intervals: in Airflow 3 ``schedule="@daily"`` gives runs a
-    zero-length interval, which this operator refuses. Use
-    ``CronDataIntervalTimetable("@daily", timezone="UTC")``.
+    zero-length interval, which this operator refuses.
 
     :param s3_bucket: destination bucket (templated).
-    :param s3_key: destination key (templated); must end in ``.gz`` exactly when
+    :param s3_key: destination key (templated); ends in ``.gz`` exactly when
         ``compression="gzip"``.
     :param conpeek_conn_id: the Conpeek connection.
     :param aws_conn_id: the AWS connection used by ``S3Hook``.
-    :param filters: extra filters ANDed with the window, in the API's dict form (templated).
-    :param date_property: ``created_date`` (default) or ``closed_date``.
-    :param window_start: start of the window, inclusive (templated; default
-        ``data_interval_start``). A time-zone-aware datetime, an ISO 8601 string with an
-        offset, or ``YYYY-MM-DD HH:mm:ss`` in UTC.
-    :param window_end: end of the window, exclusive (templated; default ``data_interval_end``).
+    :param filters: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
+    :param date_property: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
+    :param window_start: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
+    :param window_end: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
     :param page_size: records per request.
     :param concurrency: requests in flight at once; 1 pages sequentially.
     :param compression: ``"gzip"`` (default) or ``"none"``.
-    :param replace: overwrite an existing object (default ``True``: reruns and backfills
-        rewrite their interval). With ``False`` an existing object fails the task before any
-        request to Conpeek.
+    :param replace: overwrite an existing object (default ``True``: reruns rewrite their
+        interval). With ``False`` an existing object fails the task before any request.
 
-    Returns (XCom) a small dict: ``s3_uri``, ``records``, ``bytes``, ``pages``, and the window.
+    Returns (XCom) a small dict: ``s3_uri``, ``records``, ``bytes``, ``pages``, ``window``.
+
+    .. seealso:: :doc:`/operator`
 
     Example::
 
@@ -69,14 +64,7 @@ class VoiceCampaignSummaryToS3Operator(BaseOperator):
         )
     """
 
-    template_fields: Sequence[str] = (
-        "s3_bucket",
-        "s3_key",
-        "filters",
-        "date_property",
-        "window_start",
-        "window_end",
-    )
+    template_fields: Sequence[str] = ("s3_bucket", "s3_key", *WINDOW_TEMPLATE_FIELDS)
     template_fields_renderers = {"filters": "json"}
     ui_color = "#e8f4fd"
 
@@ -117,13 +105,11 @@ class VoiceCampaignSummaryToS3Operator(BaseOperator):
 
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
         from airflow_provider_conpeek.jsonlines import JsonLinesFile, check_compression
-        from airflow_provider_conpeek.window import combine_filters, resolve_window
 
         bucket, key = _check_destination(self.s3_bucket, self.s3_key)
         compression = check_compression(self.compression, key)
         validate_paging_args(self.page_size, self.concurrency)
-        window = resolve_window(context, self.window_start, self.window_end, self.date_property)
-        filters = combine_filters(window, self.filters)
+        window, filters = self.resolve_window_filters(context)
         hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
         hook.settings  # noqa: B018 - fail on a bad connection before any request
         s3 = S3Hook(aws_conn_id=self.aws_conn_id)
@@ -143,21 +129,22 @@ class VoiceCampaignSummaryToS3Operator(BaseOperator):
         )
         started = time.monotonic()
         pages = 0
-        with tempfile.TemporaryDirectory(prefix="conpeek-") as tmp:
-            try:
-                with JsonLinesFile(tmp, compression=compression) as out:
-                    last_report = started
-                    for page in hook.iter_pages(
-                        filters, page_size=self.page_size, concurrency=self.concurrency
-                    ):
-                        out.write_page(page)
-                        pages += 1
-                        now = time.monotonic()
-                        if now - last_report >= PROGRESS_EVERY_SECONDS:
-                            last_report = now
-                            self._log_progress("Progress", pages, out.records, now - started)
-            finally:
-                hook.close()
+        with (
+            tempfile.TemporaryDirectory(prefix="conpeek-") as tmp,
+            hook.get_conn() as client,
+        ):
+            with JsonLinesFile(tmp, compression=compression) as out:
+                last_report = started
+                for page in client.iter_pages(
+                    filters, page_size=self.page_size, concurrency=self.concurrency
+                ):
+                    out.write_page(page)
+                    pages += 1
+                    now = time.monotonic()
+                    if now - last_report >= PROGRESS_EVERY_SECONDS:
+                        last_report = now
+                        self._log_progress("Progress", pages, out.records, now - started)
+            client.close()  # before the upload: nothing of Conpeek's is held meanwhile
             size = out.bytes_written
             s3.load_file(filename=str(out.path), key=key, bucket_name=bucket, replace=True)
         elapsed = time.monotonic() - started

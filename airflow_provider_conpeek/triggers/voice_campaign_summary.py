@@ -2,9 +2,9 @@
 
 Used by :class:`~airflow_provider_conpeek.sensors.voice_campaign_summary.VoiceCampaignSummarySensor`
 with ``deferrable=True``. Each poll is one ``limit=1`` request
-(:meth:`~airflow_provider_conpeek.hooks.conpeek.ConpeekHook.has_at_least`), run in a worker
+(:meth:`~airflow_provider_conpeek.client.ConpeekClient.has_at_least`), run in a worker
 thread so the triggerer's event loop never blocks: neither on the HTTP request, nor on the
-hook's retry back-off, nor on reading the connection.
+client's retry back-off, nor on reading the connection.
 
 Reading the connection from a worker thread is deliberate. In Airflow 3 the synchronous
 ``BaseHook.get_connection`` asks the triggerer's supervisor over its comms channel; called
@@ -26,7 +26,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 
 if TYPE_CHECKING:
-    from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
+    from airflow_provider_conpeek.client import ConpeekClient
 
 CLASSPATH = "airflow_provider_conpeek.triggers.voice_campaign_summary.VoiceCampaignSummaryTrigger"
 
@@ -104,24 +104,27 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
         # holds one of the triggerer's shared worker threads for minutes.
         hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id, max_retries=1)
         cancel = threading.Event()  # set when the trigger ends, so a worker stops retrying
+        client: ConpeekClient | None = None
         polls = 0
         try:
             while True:
                 polls += 1
                 try:
+                    if client is None:
+                        client = await asyncio.to_thread(hook.get_conn)
                     found = await asyncio.to_thread(
-                        hook.has_at_least, self.filters, self.min_records, cancel=cancel
+                        client.has_at_least, self.filters, self.min_records, cancel=cancel
                     )
                 except ConpeekTransientError as exc:
                     self.log.warning(
                         "Conpeek poll %d failed transiently, will poll again in %.1f s: %s",
                         polls,
                         self.poll_interval,
-                        _safe_message(hook, exc),
+                        _safe_message(client, exc),
                     )
                     found = False
                 except Exception as exc:  # every other failure ends the wait with a message
-                    message = _safe_message(hook, exc)
+                    message = _safe_message(client, exc)
                     self.log.error("Conpeek poll %d failed: %s", polls, message)
                     yield TriggerEvent(  # type: ignore[no-untyped-call]
                         {
@@ -155,14 +158,13 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
                 await asyncio.sleep(self.poll_interval)
         finally:
             cancel.set()
-            hook.close()
+            if client is not None:
+                client.close()
 
 
-def _safe_message(hook: ConpeekHook, exc: BaseException) -> str:
+def _safe_message(client: ConpeekClient | None, exc: BaseException) -> str:
     """The exception's message, with the API key removed if it somehow got in."""
     message = str(exc) or type(exc).__name__
-    settings = hook.__dict__.get("settings")  # only if already read: never do I/O here
-    api_key = getattr(settings, "api_key", "")
-    if api_key:
-        message = message.replace(api_key, "***")
+    if client is not None and client.settings.api_key:
+        message = message.replace(client.settings.api_key, "***")
     return message

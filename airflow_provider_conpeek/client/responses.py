@@ -7,6 +7,8 @@ from typing import Any
 
 import requests
 
+from airflow_provider_conpeek.client.paging import Page
+from airflow_provider_conpeek.client.settings import ConpeekSettings
 from airflow_provider_conpeek.exceptions import (
     ConpeekAPIError,
     ConpeekAuthError,
@@ -14,8 +16,6 @@ from airflow_provider_conpeek.exceptions import (
     ConpeekNotFoundError,
     ConpeekPagingError,
 )
-from airflow_provider_conpeek.paging import Page
-from airflow_provider_conpeek.settings import ConpeekSettings
 
 _BODY_EXCERPT = 2000
 
@@ -43,16 +43,19 @@ def connection_error_reason(exc: BaseException) -> str:
 
 
 def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
     return text.replace(secret, "***") if secret else text
 
 
 def excerpt(response: requests.Response | None, secret: str) -> str:
+    """The start of a response body, for error messages, without ``secret``."""
     if response is None:
         return ""
     return redact(response.text[:_BODY_EXCERPT], secret)
 
 
 def error_for_response(response: requests.Response, settings: ConpeekSettings) -> ConpeekAPIError:
+    """The error for a non-retryable status (400, 401/403, 404, others), key removed."""
     status = response.status_code
     url = redact(response.url, settings.api_key)
     body = excerpt(response, settings.api_key)

@@ -9,6 +9,9 @@ A :class:`Gate` is shared by every request of one extract: a 429 pushes the gate
 every concurrent request waits for it, so rate limiting slows the whole extract down instead
 of multiplying the load.
 
+Every wait goes through a :class:`Clock`, so tests replace time with a fake one and run
+retries instantly and deterministically.
+
 Example::
 
     policy = RetryPolicy(max_retries=5, max_wait=60)
@@ -80,21 +83,63 @@ class RetryPolicy:
     base_wait: float = 0.5
     max_wait: float = 60.0
 
-    def wait_before_retry(self, attempt: int, retry_after: str | None) -> float:
+    def wait_before_retry(
+        self, attempt: int, retry_after: str | None, *, now: datetime | None = None
+    ) -> float:
         """Seconds to wait before retry number ``attempt`` (1-based).
 
         A usable ``Retry-After`` hint wins; otherwise exponential backoff with "equal
         jitter" (half fixed, half random), so waits grow but concurrent clients spread out.
         """
-        hint = parse_retry_after(retry_after)
+        hint = parse_retry_after(retry_after, now=now)
         if hint is not None:
             return min(hint, self.max_wait)
         ceiling = min(self.max_wait, self.base_wait * 2.0 ** min(attempt - 1, 60))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+class Clock:
+    """Time as the client sees it: the system's. Tests pass a subclass with fake time.
+
+    Example::
+
+        class FakeClock(Clock):
+            def __init__(self) -> None:
+                self.t, self.slept = 0.0, []
+
+            def monotonic(self) -> float:
+                return self.t
+
+            def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
+                self.slept.append(seconds)
+                self.t += seconds
+
+        ConpeekClient(settings, clock=FakeClock())
+    """
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary start; never goes back."""
+        return time.monotonic()
+
+    def now(self) -> datetime:
+        """The current UTC date-time (for ``Retry-After`` given as an HTTP-date)."""
+        return datetime.now(timezone.utc)
+
+    def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
+        """Sleep ``seconds``, or until ``cancel`` is set."""
+        if cancel is None:
+            time.sleep(seconds)
+        else:
+            cancel.wait(seconds)
+
+
+SYSTEM_CLOCK = Clock()
+
+
 class Gate:
     """A point in time before which no request of an extract may be sent.
+
+    :param clock: where time comes from (the system's by default).
 
     Example::
 
@@ -103,19 +148,20 @@ class Gate:
         gate.wait()  # every sender now waits about 2 s
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
         self._not_before = 0.0
 
     def defer(self, seconds: float) -> None:
         """Hold every request back for at least ``seconds`` from now."""
         with self._lock:
-            self._not_before = max(self._not_before, time.monotonic() + seconds)
+            self._not_before = max(self._not_before, self._clock.monotonic() + seconds)
 
     def remaining(self) -> float:
         """Seconds until the gate opens (0 when open)."""
         with self._lock:
-            return max(0.0, self._not_before - time.monotonic())
+            return max(0.0, self._not_before - self._clock.monotonic())
 
     def wait(self, cancel: threading.Event | None = None) -> bool:
         """Sleep until the gate is open; ``False`` if ``cancel`` was set first.
@@ -129,7 +175,4 @@ class Gate:
             remaining = self.remaining()
             if remaining <= 0:
                 return True
-            if cancel is not None:
-                cancel.wait(remaining)
-            else:
-                time.sleep(remaining)
+            self._clock.sleep(remaining, cancel)

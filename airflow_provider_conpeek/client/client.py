@@ -1,0 +1,307 @@
+"""ConpeekClient: settings in, records out. Plain Python: no Airflow import.
+
+The whole path of a request: :meth:`ConpeekClient.fetch_page` builds the URL (the filter
+encoded exactly once), takes a session from the client's pool (:func:`.auth.new_session`
+sets the key and headers), sends it with retries (:mod:`.retry`: capped exponential backoff,
+``Retry-After``, a :class:`~.retry.Gate` shared by every request of the client) and turns
+the answer into records or a clear error (:mod:`.responses`). :mod:`.paging` decides which
+pages to ask for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+
+import requests
+
+from airflow_provider_conpeek.client.auth import new_session
+from airflow_provider_conpeek.client.paging import (
+    DEFAULT_CONCURRENCY,
+    Page,
+    iter_pages,
+    validate_min_records,
+    validate_paging_args,
+)
+from airflow_provider_conpeek.client.responses import (
+    connection_error_reason,
+    error_for_response,
+    excerpt,
+    parse_page,
+)
+from airflow_provider_conpeek.client.retry import (
+    RETRYABLE_STATUSES,
+    SYSTEM_CLOCK,
+    Clock,
+    Gate,
+    RetryPolicy,
+    parse_retry_after,
+)
+from airflow_provider_conpeek.client.settings import ConpeekSettings
+from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekTransientError
+from airflow_provider_conpeek.filters import encode_filter, validate_filters
+
+log = logging.getLogger(__name__)
+
+_Sent = tuple[str | None, str | None, requests.Response | None]
+"""(retryable problem or None, Retry-After, response) of one try."""
+
+
+class ConpeekClient:
+    """The Conpeek API over HTTP: authentication, retries, paging. One client per extract.
+
+    Sessions are pooled: a request borrows one (sessions are not thread-safe) and returns
+    it, so concurrent paging opens at most ``concurrency`` of them. :meth:`close` (or
+    leaving the ``with`` block) closes them all.
+
+    :param settings: where and how to connect (see
+        :func:`airflow_provider_conpeek.settings.read_settings` for an Airflow connection).
+    :param clock: time for waits and ``Retry-After`` dates; tests pass a fake one.
+
+    Example::
+
+        from airflow_provider_conpeek.filters import date_window
+
+        with ConpeekClient(settings) as client:
+            window = date_window("2026-01-01 00:00:00", "2026-01-02 00:00:00")
+            for record in client.iter_records(window):
+                print(record)
+    """
+
+    def __init__(self, settings: ConpeekSettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._gate = Gate(clock)
+        self._lock = threading.Lock()
+        self._idle: list[requests.Session] = []
+        self._open: list[requests.Session] = []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.settings.base_url!r})"
+
+    def __enter__(self) -> ConpeekClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every session. The client stays usable: a later request opens a new one."""
+        with self._lock:
+            sessions, self._open, self._idle = self._open, [], []
+        for session in sessions:
+            session.close()
+
+    @contextmanager
+    def _session(self) -> Iterator[requests.Session]:
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
+            if session is None:
+                session = new_session(self.settings)
+                self._open.append(session)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                if session in self._open:
+                    self._idle.append(session)
+                else:  # closed meanwhile
+                    session.close()
+
+    # -- one page ---------------------------------------------------------------------------
+
+    def page_url(self, *, offset: int, limit: int, encoded_filter: str | None = None) -> str:
+        """The request URL; the filter is already percent-encoded and is not encoded again."""
+        query = f"limit={int(limit)}&offset={int(offset)}"
+        if encoded_filter:
+            query += f"&filter={encoded_filter}"
+        return f"{self.settings.endpoint_url}?{query}"
+
+    def fetch_page(
+        self,
+        *,
+        offset: int,
+        limit: int,
+        encoded_filter: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Page:
+        """One page of records, retried on 429, 5xx, dropped connections and timeouts.
+
+        :param offset: index of the first record.
+        :param limit: records asked for.
+        :param encoded_filter: the output of
+            :func:`~airflow_provider_conpeek.filters.encode_filter`.
+        :param cancel: when set, no further try is sent (a try in progress finishes).
+        """
+        url = self.page_url(offset=offset, limit=limit, encoded_filter=encoded_filter)
+        return self._get_page(url, self.settings.retry, cancel, f"offset={offset}, limit={limit}")
+
+    def check(self) -> float:
+        """Send one ``limit=1`` request, without retries; return the seconds it took.
+
+        :raises ConpeekError: with the reason, when the API cannot be reached or refuses.
+        """
+        started = self._clock.monotonic()
+        policy = RetryPolicy(max_retries=0, max_wait=self.settings.retry.max_wait)
+        self._get_page(self.page_url(offset=0, limit=1), policy, None, "connection test")
+        return self._clock.monotonic() - started
+
+    def _get_page(
+        self, url: str, policy: RetryPolicy, cancel: threading.Event | None, what: str
+    ) -> Page:
+        """GET ``url`` until it answers 200 or ``policy`` gives up.
+
+        A 429, or any answer with a usable ``Retry-After``, pushes back the gate shared by
+        every request of this client, so concurrent requests all pause; other failures back
+        off in the failing request only.
+        """
+        settings = self.settings
+        attempt = 0
+        while True:
+            if not self._gate.wait(cancel):
+                raise ConpeekTransientError(
+                    f"Cancelled before requesting {url}: paging had ended.", url=url
+                )
+            problem, retry_after, response = self._send(url)
+            if response is not None and problem is None:
+                return parse_page(response, settings.api_key)
+            attempt += 1
+            status = response.status_code if response is not None else None
+            if attempt > policy.max_retries or (cancel is not None and cancel.is_set()):
+                raise ConpeekTransientError(
+                    f"Giving up on {url} after {attempt} tries: {problem}. The server or "
+                    "the network kept failing; the task can be retried, or raise "
+                    f"'max_retries' in the extra of connection {settings.conn_id!r}.",
+                    status=status,
+                    body=excerpt(response, settings.api_key),
+                    url=url,
+                )
+            now = self._clock.now()
+            wait = policy.wait_before_retry(attempt, retry_after, now=now)
+            shared = status == 429 or parse_retry_after(retry_after, now=now) is not None
+            log.warning(
+                "Conpeek request (%s) failed: %s; retry %d of %d in %.2f s%s",
+                what,
+                problem,
+                attempt,
+                policy.max_retries,
+                wait,
+                " (every request of this extract waits)" if shared else "",
+            )
+            if shared:
+                self._gate.defer(wait)
+            else:
+                self._clock.sleep(wait, cancel)
+
+    def _send(self, url: str) -> _Sent:
+        """Send once. Retryable failures are returned; the others raise."""
+        settings = self.settings
+        try:
+            with self._session() as session:
+                response = session.get(
+                    url, timeout=(settings.connect_timeout, settings.read_timeout)
+                )
+        except requests.exceptions.SSLError as exc:
+            raise ConpeekConfigError(
+                f"TLS failed for {settings.base_url} (connection {settings.conn_id!r}): "
+                f"{type(exc).__name__}. Fix the certificate, or set 'ca_bundle' in the "
+                "connection extra."
+            ) from None
+        except requests.exceptions.Timeout as exc:
+            limit = settings.connect_timeout
+            if not isinstance(exc, requests.exceptions.ConnectTimeout):
+                limit = settings.read_timeout
+            return f"timed out after {limit:g} s ({type(exc).__name__})", None, None
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+            return f"connection failed or was dropped ({connection_error_reason(e)})", None, None
+        status = response.status_code
+        if status in RETRYABLE_STATUSES:
+            return f"HTTP {status}", response.headers.get("Retry-After"), response
+        if status >= 400:
+            raise error_for_response(response, settings)
+        return None, None, response
+
+    # -- many pages -------------------------------------------------------------------------
+
+    def iter_pages(
+        self,
+        filters: Sequence[Any] | None = None,
+        *,
+        page_size: int = 100,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> Iterator[Page]:
+        """Every non-empty page of records matching ``filters``, in the server's order.
+
+        Validates everything before the first request. Closing the iterator (or reaching
+        its end) stops the requests in flight. Memory is bounded by ``concurrency + 1``
+        pages, never by the result.
+
+        :param filters: filter objects (the API's dict form, or the helpers of
+            :mod:`airflow_provider_conpeek.filters`).
+        :param page_size: records per request (the API's ``limit``).
+        :param concurrency: requests in flight at once; 1 is sequential.
+        """
+        validate_paging_args(page_size, concurrency)
+        encoded = encode_filter(validate_filters(filters)) if filters else None
+        cancel = threading.Event()  # set when paging ends: speculative fetches stop retrying
+
+        def fetch(offset: int, limit: int) -> Page:
+            return self.fetch_page(
+                offset=offset, limit=limit, encoded_filter=encoded, cancel=cancel
+            )
+
+        return iter_pages(
+            fetch,
+            page_size=page_size,
+            concurrency=concurrency,
+            max_pages=self.settings.max_pages,
+            cancel=cancel,
+        )
+
+    def iter_records(
+        self,
+        filters: Sequence[Any] | None = None,
+        *,
+        page_size: int = 100,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> Iterator[Any]:
+        """Every record matching ``filters``, verbatim (see :meth:`iter_pages`)."""
+        return _flatten(self.iter_pages(filters, page_size=page_size, concurrency=concurrency))
+
+    def has_at_least(
+        self,
+        filters: Sequence[Any] | None,
+        min_records: int,
+        *,
+        cancel: threading.Event | None = None,
+    ) -> bool:
+        """Whether at least ``min_records`` records match, in one ``limit=1`` request.
+
+        :param cancel: when set (for example by a cancelled trigger), retrying stops.
+        """
+        validate_min_records(min_records)
+        encoded = encode_filter(validate_filters(filters)) if filters else None
+        page = self.fetch_page(
+            offset=min_records - 1, limit=1, encoded_filter=encoded, cancel=cancel
+        )
+        return bool(page)
+
+
+def _flatten(pages: Iterator[Page]) -> Iterator[Any]:
+    """The records of ``pages``; closing this generator closes ``pages`` (stops workers)."""
+    try:
+        for page in pages:
+            yield from page
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
