@@ -10,6 +10,7 @@ data_interval_end)``, into ``s3://<bucket>/conpeek/voice_campaign_request_summar
 Reruns and backfills overwrite their own day's object.
 """
 
+# [START howto_conpeek_daily_extract]
 from __future__ import annotations
 
 import os
@@ -25,7 +26,6 @@ from airflow_provider_conpeek.sensors.voice_campaign_summary import VoiceCampaig
 
 S3_BUCKET = os.environ.get("CONPEEK_S3_BUCKET", "my-data-lake")
 
-# [START howto_conpeek_daily_extract]
 with DAG(
     dag_id="example_conpeek_daily_extract",
     # Not schedule="@daily": in Airflow 3 that is CronTriggerTimetable, whose runs have a

@@ -17,6 +17,19 @@ def test_readme_dag_is_the_example_dag_region() -> None:
     assert region in blocks
 
 
+def test_readme_opens_with_a_dag_that_runs_as_copied() -> None:
+    """The README's first code block is a whole DAG file: its imports and every name."""
+    first = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[0]
+    namespace: dict[str, object] = {"__name__": "readme_dag"}
+    exec(compile(first, "README.md", "exec"), namespace)  # noqa: S102 - our own README
+    dag = namespace["dag"]
+    assert dag.dag_id == "example_conpeek_daily_extract"  # type: ignore[attr-defined]
+    assert sorted(dag.task_ids) == [  # type: ignore[attr-defined]
+        "extract_voice_campaign_request_summary",
+        "wait_for_voice_campaign_records",
+    ]
+
+
 def test_docs_include_the_example_dag_rather_than_paste_it() -> None:
     pages = "".join(p.read_text() for p in (ROOT / "docs").glob("*.rst"))
     assert ":start-after: [START howto_conpeek_daily_extract]" in pages
