@@ -23,15 +23,16 @@ from airflow_provider_conpeek.client.auth import new_session
 from airflow_provider_conpeek.client.paging import (
     DEFAULT_CONCURRENCY,
     Page,
+    flatten,
     iter_pages,
     validate_min_records,
     validate_paging_args,
 )
 from airflow_provider_conpeek.client.responses import (
-    connection_error_reason,
     error_for_response,
     excerpt,
     parse_page,
+    transport_problem,
 )
 from airflow_provider_conpeek.client.retry import (
     RETRYABLE_STATUSES,
@@ -42,7 +43,7 @@ from airflow_provider_conpeek.client.retry import (
     parse_retry_after,
 )
 from airflow_provider_conpeek.client.settings import ConpeekSettings
-from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekTransientError
+from airflow_provider_conpeek.exceptions import ConpeekTransientError
 from airflow_provider_conpeek.filters import encode_filter, validate_filters
 
 log = logging.getLogger(__name__)
@@ -210,19 +211,8 @@ class ConpeekClient:
                 response = session.get(
                     url, timeout=(settings.connect_timeout, settings.read_timeout)
                 )
-        except requests.exceptions.SSLError as exc:
-            raise ConpeekConfigError(
-                f"TLS failed for {settings.base_url} (connection {settings.conn_id!r}): "
-                f"{type(exc).__name__}. Fix the certificate, or set 'ca_bundle' in the "
-                "connection extra."
-            ) from None
-        except requests.exceptions.Timeout as exc:
-            limit = settings.connect_timeout
-            if not isinstance(exc, requests.exceptions.ConnectTimeout):
-                limit = settings.read_timeout
-            return f"timed out after {limit:g} s ({type(exc).__name__})", None, None
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-            return f"connection failed or was dropped ({connection_error_reason(e)})", None, None
+        except requests.exceptions.RequestException as exc:
+            return transport_problem(exc, settings), None, None  # or raises if fatal
         status = response.status_code
         if status in RETRYABLE_STATUSES:
             return f"HTTP {status}", response.headers.get("Retry-After"), response
@@ -275,7 +265,7 @@ class ConpeekClient:
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> Iterator[Any]:
         """Every record matching ``filters``, verbatim (see :meth:`iter_pages`)."""
-        return _flatten(self.iter_pages(filters, page_size=page_size, concurrency=concurrency))
+        return flatten(self.iter_pages(filters, page_size=page_size, concurrency=concurrency))
 
     def has_at_least(
         self,
@@ -294,14 +284,3 @@ class ConpeekClient:
             offset=min_records - 1, limit=1, encoded_filter=encoded, cancel=cancel
         )
         return bool(page)
-
-
-def _flatten(pages: Iterator[Page]) -> Iterator[Any]:
-    """The records of ``pages``; closing this generator closes ``pages`` (stops workers)."""
-    try:
-        for page in pages:
-            yield from page
-    finally:
-        close = getattr(pages, "close", None)
-        if close is not None:
-            close()

@@ -166,6 +166,17 @@ def iter_pages(
         pages.close()
 
 
+def flatten(pages: Iterator[Page]) -> Iterator[Any]:
+    """The records of ``pages``; closing this generator closes ``pages`` (stops workers)."""
+    try:
+        for page in pages:
+            yield from page
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
+
+
 class _Prefetcher:
     """Pages in flight at speculative offsets, handed out strictly in order."""
 

@@ -13,11 +13,13 @@ from airflow_provider_conpeek.exceptions import (
     ConpeekAPIError,
     ConpeekAuthError,
     ConpeekBadRequestError,
+    ConpeekConfigError,
     ConpeekNotFoundError,
     ConpeekPagingError,
 )
 
 _BODY_EXCERPT = 2000
+_DROPPED = (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
 
 
 def connection_error_reason(exc: BaseException) -> str:
@@ -40,6 +42,29 @@ def connection_error_reason(exc: BaseException) -> str:
             if marker in text:
                 return marker
     return reason
+
+
+def transport_problem(exc: requests.exceptions.RequestException, settings: ConpeekSettings) -> str:
+    """Why a request got no response, as a retryable problem; raises if no retry can help.
+
+    Timeouts and dropped or refused connections are retryable; a TLS failure is not.
+    """
+    if isinstance(exc, requests.exceptions.SSLError):
+        raise ConpeekConfigError(
+            f"TLS failed for {settings.base_url} (connection {settings.conn_id!r}): "
+            f"{type(exc).__name__}. Fix the certificate, or set 'ca_bundle' in the "
+            "connection extra."
+        ) from None
+    if isinstance(exc, requests.exceptions.Timeout):
+        limit = settings.connect_timeout
+        if not isinstance(exc, requests.exceptions.ConnectTimeout):
+            limit = settings.read_timeout
+        return f"timed out after {limit:g} s ({type(exc).__name__})"
+    if isinstance(
+        exc, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    ):
+        return f"connection failed or was dropped ({connection_error_reason(exc)})"
+    raise exc
 
 
 def redact(text: str, secret: str) -> str:
