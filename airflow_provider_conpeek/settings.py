@@ -1,27 +1,22 @@
 """Connection settings: an Airflow connection validated into what a request needs.
 
 Every problem is reported before any request is sent, naming the connection and the fix:
-a missing key or host, an unknown or mistyped extra, a timeout that is not positive.
+a missing key or host, an unknown extra, or one of the wrong type or out of its range (the
+types and ranges are those of :data:`~airflow_provider_conpeek.connection.EXTRA_FIELDS`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_conpeek.client.responses import redact
 from airflow_provider_conpeek.client.retry import RetryPolicy
-from airflow_provider_conpeek.client.settings import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_PAGES,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_RETRY_WAIT,
-    DEFAULT_READ_TIMEOUT,
-    ConpeekSettings,
-)
-from airflow_provider_conpeek.connection import CONN_TYPE, EXTRA_FIELDS
+from airflow_provider_conpeek.client.settings import ConpeekSettings
+from airflow_provider_conpeek.connection import EXTRA_FIELDS, EXTRA_PREFIX
+from airflow_provider_conpeek.connection.field import ExtraField, format_value
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 
 
@@ -30,9 +25,42 @@ def read_settings(conn_id: str, conn: Any, overrides: Mapping[str, Any]) -> Conp
 
     :param conn_id: the connection's id, named in every error.
     :param conn: the Airflow ``Connection``.
-    :param overrides: hook arguments; ``None`` values mean "use the connection's value".
+    :param overrides: hook arguments named like extras; ``None`` means "use the extra".
+    :raises ConpeekConfigError: naming the connection, the field and the fix, never the key.
+
+    Example::
+
+        settings = read_settings("conpeek_default", BaseHook.get_connection("conpeek_default"),
+                                 {"read_timeout": 30})
     """
-    raw_key = conn.password or ""
+    api_key = _api_key(conn_id, conn.password)
+    base_url = _base_url(conn_id, conn.host, conn.schema, conn.port)
+    values: dict[str, Any] = {name: extra.default for name, extra in EXTRA_FIELDS.items()}
+    try:
+        values.update(_read_extra(conn_id, conn.extra))
+        values.update(_read_overrides(conn_id, overrides))
+    except ConpeekConfigError as error:  # a value echoed back could be a misplaced key
+        raise ConpeekConfigError(redact(str(error), api_key)) from None
+    verify: bool | str = values["ca_bundle"] or values["verify"]
+    proxy = values["proxy"] or None
+    if proxy:
+        _mask_url_password(proxy)
+    return ConpeekSettings(
+        conn_id=conn_id,
+        base_url=base_url,
+        api_key=api_key,
+        connect_timeout=values["connect_timeout"],
+        read_timeout=values["read_timeout"],
+        max_pages=values["max_pages"],
+        retry=RetryPolicy(max_retries=values["max_retries"], max_wait=values["max_retry_wait"]),
+        verify=verify,
+        proxy=proxy,
+    )
+
+
+def _api_key(conn_id: str, password: str | None) -> str:
+    """The key from the password field, stripped and registered with the secrets masker."""
+    raw_key = password or ""
     api_key = raw_key.strip()  # a key pasted or read from a file often ends with a newline
     _mask_secret(raw_key)
     _mask_secret(api_key)
@@ -48,35 +76,7 @@ def read_settings(conn_id: str, conn: Any, overrides: Mapping[str, Any]) -> Conp
             "which cannot be sent in an HTTP header. Paste the key again (the message does "
             "not repeat it)."
         )
-    base_url = _base_url(conn_id, conn.host, conn.schema, conn.port)
-    extra = _read_extra(conn_id, conn.extra)
-    for name, value in overrides.items():
-        if value is not None:
-            where = f"ConpeekHook argument {name!r} (connection {conn_id!r})"
-            extra[name] = _check_type(where, name, value)
-    values = {**_DEFAULTS, **extra}
-    for name in ("connect_timeout", "read_timeout", "max_retry_wait"):
-        _check_range(conn_id, name, values[name], minimum=0, exclusive=True)
-    _check_range(conn_id, "max_retries", values["max_retries"], minimum=0)
-    _check_range(conn_id, "max_pages", values["max_pages"], minimum=1)
-    verify: bool | str = values.get("ca_bundle") or values.get("verify", True)
-    proxy = values.get("proxy") or None
-    if proxy:
-        _mask_url_password(proxy)
-    return ConpeekSettings(
-        conn_id=conn_id,
-        base_url=base_url,
-        api_key=api_key,
-        connect_timeout=float(values["connect_timeout"]),
-        read_timeout=float(values["read_timeout"]),
-        max_pages=int(values["max_pages"]),
-        retry=RetryPolicy(
-            max_retries=int(values["max_retries"]),
-            max_wait=float(values["max_retry_wait"]),
-        ),
-        verify=verify,
-        proxy=proxy,
-    )
+    return api_key
 
 
 def _mask_secret(secret: str) -> None:
@@ -88,17 +88,8 @@ def _mask_secret(secret: str) -> None:
     mask_secret(secret)
 
 
-_DEFAULTS: dict[str, Any] = {
-    "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
-    "read_timeout": DEFAULT_READ_TIMEOUT,
-    "max_retries": DEFAULT_MAX_RETRIES,
-    "max_retry_wait": DEFAULT_MAX_RETRY_WAIT,
-    "max_pages": DEFAULT_MAX_PAGES,
-}
-
-
 def _read_extra(conn_id: str, raw: str | None) -> dict[str, Any]:
-    """The known extras, with UI prefixes and empty form values removed, type-checked.
+    """The extras that are set, by un-prefixed name, converted and checked.
 
     Unknown keys raise: a typo such as ``read_timout`` must never be silently ignored.
     """
@@ -118,11 +109,10 @@ def _read_extra(conn_id: str, raw: str | None) -> dict[str, Any]:
             f"Connection {conn_id!r}: the extra must be a JSON object, got "
             f'{type(extra).__name__}. Example: {{"read_timeout": 60}}.'
         )
-    prefix = f"extra__{CONN_TYPE}__"
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for raw_key, value in extra.items():
-        key = str(raw_key).removeprefix(prefix)
+        key = str(raw_key).removeprefix(EXTRA_PREFIX)
         if key not in EXTRA_FIELDS:
             raise ConpeekConfigError(
                 f"Connection {conn_id!r} has an unknown extra field {raw_key!r}. "
@@ -130,61 +120,38 @@ def _read_extra(conn_id: str, raw: str | None) -> dict[str, Any]:
             )
         if value is None or (isinstance(value, str) and not value.strip()):
             continue  # an empty form field means "use the default"
-        coerced = _check_type(f"Connection {conn_id!r}: extra {raw_key!r}", key, value)
-        if key in values and values[key] != coerced:
+        extra_field = EXTRA_FIELDS[key]
+        fix = "Correct it in the connection's extra, or remove it"
+        if extra_field.default is not None:
+            fix += f" to use the default ({format_value(extra_field.default)})"
+        where = f"Connection {conn_id!r}: extra {raw_key!r}"
+        parsed = _parse(extra_field, value, where, f"{fix}.")
+        if key in values and values[key] != parsed:
             raise ConpeekConfigError(
                 f"Connection {conn_id!r}: extras {sources[key]!r} and {raw_key!r} disagree "
-                f"({values[key]!r} vs {coerced!r}). Keep only one of them."
+                f"({values[key]!r} vs {parsed!r}). Keep only one of them."
             )
-        values[key], sources[key] = coerced, str(raw_key)
+        values[key], sources[key] = parsed, str(raw_key)
     return values
 
 
-def _check_type(where: str, key: str, value: Any) -> Any:
-    """``value`` as the type of extra ``key``; strings (from the UI form) are converted."""
-    kind = EXTRA_FIELDS[key]["schema"]["type"][0]
+def _read_overrides(conn_id: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The hook arguments that are set, converted and checked like the extras."""
+    values: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if value is not None:
+            where = f"ConpeekHook argument {name!r} (connection {conn_id!r})"
+            fix = "Fix the argument, or pass None to use the connection's extra or default."
+            values[name] = _parse(EXTRA_FIELDS[name], value, where, fix)
+    return values
+
+
+def _parse(extra: ExtraField, value: object, where: str, fix: str) -> Any:
+    """``extra.parse(value)``, its problem raised as a ConpeekConfigError: where, what, fix."""
     try:
-        if kind == "boolean":
-            if isinstance(value, bool):
-                return value
-            if not isinstance(value, str):
-                raise ValueError(value)
-            text = value.strip().lower()
-            if text in ("true", "1", "yes"):
-                return True
-            if text in ("false", "0", "no"):
-                return False
-            raise ValueError(value)
-        if kind in ("integer", "number"):
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise ValueError(value)
-            number = float(value)
-            if not math.isfinite(number):
-                raise ValueError(value)
-            if kind == "number":
-                return number
-            if not number.is_integer():
-                raise ValueError(value)
-            return int(number)
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return value.strip()
-    except (TypeError, ValueError):
-        expected = {"number": "a finite number", "integer": "an integer"}.get(kind, f"a {kind}")
-        raise ConpeekConfigError(
-            f"{where} must be {expected}, got {type(value).__name__} {value!r}."
-        ) from None
-
-
-def _check_range(
-    conn_id: str, name: str, value: float, *, minimum: float, exclusive: bool = False
-) -> None:
-    if value < minimum or (exclusive and value == minimum):
-        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
-        raise ConpeekConfigError(
-            f"Connection {conn_id!r}: {name} must be {bound}, got {value!r}. Set it in the "
-            "connection extra or as a hook argument."
-        )
+        return extra.parse(value)
+    except ValueError as problem:
+        raise ConpeekConfigError(f"{where} {problem}. {fix}") from None
 
 
 def _mask_url_password(url: str) -> None:

@@ -15,6 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 
@@ -99,7 +103,34 @@ def _always_reread_benchmarks(app: Any, env: Any, added: Any, changed: Any, remo
     return ["benchmarks"]
 
 
+# -- conpeek-extras ----------------------------------------------------------------------
+# ``.. conpeek-extras::`` is the table of the connection's extras, generated from their one
+# description (airflow_provider_conpeek.connection.EXTRA_FIELDS): no hand-copied table to
+# drift. An optional argument lists the extras to show, e.g. ``.. conpeek-extras:: max_pages``.
+
+
+class ConpeekExtrasDirective(SphinxDirective):
+    optional_arguments = 1
+    final_argument_whitespace = True
+
+    def run(self) -> list[nodes.Node]:
+        from airflow_provider_conpeek import connection
+        from airflow_provider_conpeek.connection.reference import extras_table
+
+        source = connection.__file__
+        self.env.note_dependency(source)  # rebuild the page when the description changes
+        names = self.arguments[0].split() if self.arguments else None
+        try:
+            lines = extras_table(connection.EXTRA_FIELDS, names)
+        except ValueError as error:
+            raise self.error(f"conpeek-extras: {error}") from None
+        parent = nodes.container()
+        self.state.nested_parse(StringList(lines, source), self.content_offset, parent)
+        return parent.children
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.add_directive("conpeek-extras", ConpeekExtrasDirective)
     app.connect("source-read", _benchmarks_source)
     app.connect("env-get-outdated", _always_reread_benchmarks)
     return {"parallel_read_safe": True}

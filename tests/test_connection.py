@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_conpeek.connection import (
+from airflow_provider_conpeek.client.auth import new_session
+from airflow_provider_conpeek.client.settings import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_PAGES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
     DEFAULT_READ_TIMEOUT,
-    EXTRA_FIELDS,
 )
+from airflow_provider_conpeek.connection import EXTRA_FIELDS
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
 from airflow_provider_conpeek.testing.sandbox import SandboxServer
@@ -74,10 +75,17 @@ def test_documented_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.max_pages == DEFAULT_MAX_PAGES
     assert s.verify is True
     assert s.proxy is None
-    for name in ("connect_timeout", "read_timeout", "max_retries", "max_retry_wait"):
-        assert EXTRA_FIELDS[name]["schema"]["default"] == getattr(
-            __import__("airflow_provider_conpeek.connection").connection, f"DEFAULT_{name.upper()}"
-        )
+    defaults = {name: extra.default for name, extra in EXTRA_FIELDS.items()}
+    assert defaults == {
+        "connect_timeout": DEFAULT_CONNECT_TIMEOUT,
+        "read_timeout": DEFAULT_READ_TIMEOUT,
+        "max_retries": DEFAULT_MAX_RETRIES,
+        "max_retry_wait": DEFAULT_MAX_RETRY_WAIT,
+        "max_pages": DEFAULT_MAX_PAGES,
+        "verify": True,
+        "ca_bundle": None,
+        "proxy": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -106,7 +114,6 @@ def test_timeouts_always_sent(
     assert len(list(hook.iter_voice_campaign_request_summaries(page_size=500))) == 1000
     assert len(timeouts_sent) >= 5
     assert set(timeouts_sent) == {expected}
-    hook.close()
 
 
 def test_read_timeout_from_extra_is_used(
@@ -122,7 +129,7 @@ def test_read_timeout_from_extra_is_used(
     from airflow_provider_conpeek.exceptions import ConpeekTransientError
 
     with pytest.raises(ConpeekTransientError, match=r"timed out after 0\.2 s"):
-        ConpeekHook().fetch_page(offset=0, limit=1)
+        ConpeekHook().get_conn().fetch_page(offset=0, limit=1)
 
 
 # -- extras -------------------------------------------------------------------------------
@@ -144,18 +151,16 @@ def test_all_extras_applied(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.connect_timeout, s.read_timeout, s.max_pages) == (2.0, 30.0, 7)
     assert (s.retry.max_retries, s.retry.max_wait) == (0, 1.5)
     assert s.verify is False
-    session = hook.get_conn()
+    session = new_session(hook.get_conn().settings)
     assert session.verify is False
     assert session.proxies == {"http": extra["proxy"], "https": extra["proxy"]}
     assert session.trust_env is False
-    hook.close()
 
 
 def test_ca_bundle_is_used_for_verification(monkeypatch: pytest.MonkeyPatch) -> None:
     set_conn(monkeypatch, "conpeek_default", conn(extra={"ca_bundle": "/etc/ssl/corp.pem"}))
     hook = ConpeekHook()
-    assert hook.get_conn().verify == "/etc/ssl/corp.pem"
-    hook.close()
+    assert new_session(hook.get_conn().settings).verify == "/etc/ssl/corp.pem"
 
 
 def test_unknown_extra_named(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,12 +206,16 @@ def test_bad_extra_types_named(
         ({"max_retry_wait": 0}, "max_retry_wait"),
         ({"max_retries": -1}, "max_retries"),
         ({"max_pages": 0}, "max_pages"),
+        ({"extra__conpeek__read_timeout": "3600.5"}, "extra__conpeek__read_timeout"),
+        ({"max_retry_wait": 1e10}, "max_retry_wait"),
     ],
 )
 def test_out_of_range_extras_named(
     monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any], named: str
 ) -> None:
-    assert named in settings_error(monkeypatch, conn(extra=extra))
+    message = settings_error(monkeypatch, conn(extra=extra))
+    assert f"extra {named!r} must be {EXTRA_FIELDS[named.split('__')[-1]].rule}, got" in message
+    assert "Correct it in the connection's extra, or remove it to use the default" in message
 
 
 @pytest.mark.parametrize(
@@ -218,12 +227,15 @@ def test_out_of_range_extras_named(
         ({"max_retries": 1.5}, "max_retries"),
         ({"max_retry_wait": "x"}, "max_retry_wait"),
         ({"max_pages": True}, "max_pages"),
+        ({"connect_timeout": 7200}, "connect_timeout"),
     ],
 )
 def test_bad_hook_arguments_named(
     monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], named: str
 ) -> None:
-    assert named in settings_error(monkeypatch, conn(), **kwargs)
+    message = settings_error(monkeypatch, conn(), **kwargs)
+    assert f"ConpeekHook argument {named!r} (connection 'conpeek_cfg') must be" in message
+    assert "pass None" in message
 
 
 def test_empty_ui_values_mean_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -299,7 +311,6 @@ def test_uri_form_with_protocol_over_http(
     assert hook.settings.base_url == conpeek_sandbox.url
     ok, message = hook.test_connection()
     assert ok, message
-    hook.close()
 
 
 @pytest.mark.parametrize(
@@ -342,8 +353,8 @@ def test_settings_hide_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hook.settings.api_key == KEY
     for text in (repr(hook), repr(hook.settings), str(hook.settings), repr(hook.settings.retry)):
         assert KEY not in text
-    assert KEY not in repr(hook.get_conn().auth)
-    hook.close()
+    assert KEY not in repr(new_session(hook.settings).auth)
+    assert KEY not in repr(hook.get_conn())
 
 
 def test_key_with_surrounding_whitespace_is_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,9 +56,10 @@ def test_connection_form_matches_provider_yaml_schema() -> None:
     assert entry["hook-name"] == "Conpeek"
     assert entry["hook-class-name"] == HOOK_CLASS
     assert set(entry["conn-fields"]) == set(EXTRA_FIELDS)
-    for spec in entry["conn-fields"].values():  # every default satisfies its own type
+    for spec in entry["conn-fields"].values():  # every default satisfies its own schema
         if "default" in spec["schema"]:
             jsonschema.validate(spec["schema"]["default"], spec["schema"])
+        assert spec["schema"]["type"][-1] == "null"  # an empty form field means the default
     bad = {**entry, "ui-field-behaviour": {"hidden-fields": ["nonsense"]}}
     assert list(validator.iter_errors(bad))
 
@@ -105,6 +106,12 @@ def test_providers_manager_lists_package_and_connection_type() -> None:
     assert manager.field_behaviours["conpeek"] == ConpeekHook.get_ui_field_behaviour()
     widgets = {k for k in manager.connection_form_widgets if k.startswith("extra__conpeek__")}
     assert widgets == {f"extra__conpeek__{name}" for name in EXTRA_FIELDS}
+    # What the UI's form gets for one extra: its label, default, help and limits.
+    field = manager.connection_form_widgets["extra__conpeek__read_timeout"].field
+    assert field["value"] == 60.0
+    assert field["schema"]["title"] == "Read timeout (s)"
+    assert (field["schema"]["minimum"], field["schema"]["maximum"]) == (0, 3600)
+    assert field["description"] == EXTRA_FIELDS["read_timeout"].help_text
 
 
 def test_task_sdk_providers_manager_finds_the_hook() -> None:
@@ -142,7 +149,7 @@ def test_hook_class_attributes() -> None:
 def test_every_conn_field_is_read_by_the_hook(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A field in the form that the hook rejected as unknown would break every connection."""
     value = {"boolean": True, "integer": 3, "number": 2.5, "string": "/tmp/x"}[
-        EXTRA_FIELDS[name]["schema"]["type"][0]
+        EXTRA_FIELDS[name].kind
     ]
     if name == "proxy":
         value = "http://proxy.internal:3128"
