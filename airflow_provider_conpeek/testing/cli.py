@@ -7,6 +7,8 @@ Example::
 
 Prints one line with the base URL and the ``AIRFLOW_CONN_CONPEEK_DEFAULT`` value, then
 serves until SIGINT or SIGTERM.
+
+.. seealso:: :doc:`/sandbox`, section *From the command line*, for every option.
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the sandbox until SIGINT/SIGTERM; returns the exit status."""
+    """Run the sandbox until SIGINT/SIGTERM; returns the exit status.
+
+    :param argv: the arguments (default: ``sys.argv[1:]``).
+    :return: 0 after a signal, 1 if the port cannot be bound, 2 for an invalid
+        ``--fault-json``.
+    """
     args = _parser().parse_args(argv)
     from airflow_provider_conpeek.testing.sandbox import FaultConfig, SandboxServer
 

@@ -1,15 +1,24 @@
 """Faults the sandbox can inject: which requests a rule hits, and what it does to them.
 
+A :class:`FaultConfig` (``latency`` and a list of :class:`FaultRule`) is what a user sets;
+:class:`FaultState` counts the requests since it was set, picks the rule that hits one
+and turns the endpoint's answer into the faulted one.
+
 Example::
 
     FaultConfig(latency=0.025, rules=[FaultRule("429", retry_after="1", every=10)])
+
+.. seealso:: :doc:`/sandbox`, section *Faults*.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from airflow_provider_conpeek.testing.endpoint import Reply, parse_int
 
 FAULT_KINDS = (
     "429",
@@ -22,24 +31,34 @@ FAULT_KINDS = (
     "malformed",
     "empty",
 )
+"""Every ``FaultRule.kind``."""
 STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503}
 DEFAULT_MALFORMED_BODY = '{"data": [{"call_request_id": "cr-trunc'
+"""Body of a ``malformed`` answer whose rule sets no ``body``: truncated JSON."""
 
 
 @dataclass
 class FaultRule:
-    """One fault and the API requests it hits (every set selector must hold).
+    """One fault and the API requests it hits (every selector that is set must hold).
 
     A request is *eligible* if its ``offset`` is in ``offsets`` and its ``limit`` in
-    ``limits`` (each when set); ``n`` counts eligible requests since the rule was set
-    (1-based), per distinct ``filter`` value when ``per_filter`` is true. The rule fires when
-    ``n <= first``, ``n % every == 0``, ``rng() < probability`` (those set) and it has
-    fired fewer than ``times`` times. The first firing rule wins.
+    ``limits``; eligible requests are counted from when the rule was set (``n``, 1-based).
+    The first rule that fires wins.
 
-    Kinds: ``429``/``500``/``502``/``503`` (that status), ``drop`` (connection closed, no
-    answer), ``stall`` (answer after ``stall_seconds``), ``ignore_offset`` (served as if
-    ``offset=0``), ``malformed`` (a 200 whose body is not the API's), ``empty`` (a 200 with
-    no records: a window that fills later).
+    :param kind: ``429``/``500``/``502``/``503`` (that status), ``drop`` (connection closed,
+        no answer), ``stall`` (answer after ``stall_seconds``), ``ignore_offset`` (served
+        as if ``offset=0``), ``malformed`` (a 200 whose body is not the API's) or
+        ``empty`` (a 200 with no records: a window that fills later).
+    :param retry_after: ``Retry-After`` value of a ``429``/``503``, sent verbatim.
+    :param first: fire for ``n <= first``.
+    :param every: fire when ``n % every == 0``.
+    :param probability: fire with this probability (seeded by ``FaultConfig.seed``).
+    :param offsets: only requests with one of these offsets are eligible.
+    :param limits: only requests with one of these limits are eligible.
+    :param per_filter: count ``n`` per distinct ``filter`` value.
+    :param times: fire at most this many times.
+    :param stall_seconds: how long a ``stall`` holds the answer back.
+    :param body: body of a ``malformed`` 200 (default: truncated JSON).
 
     Example::
 
@@ -60,7 +79,6 @@ class FaultRule:
     times: int | None = None
     stall_seconds: float = 10.0
     body: str | None = None
-    """Body of a ``malformed`` 200 (default: truncated JSON)."""
 
     def __post_init__(self) -> None:
         self.kind = str(self.kind)
@@ -74,7 +92,11 @@ class FaultRule:
 
 @dataclass
 class FaultConfig:
-    """Faults of a sandbox: ``latency`` seconds on every API request plus ``rules``.
+    """Faults of a sandbox: a delay on every API request and a list of :class:`FaultRule`.
+
+    :param latency: seconds added to every API request.
+    :param rules: the rules, in priority order.
+    :param seed: seed of the RNG used by ``probability`` selectors.
 
     Example::
 
@@ -86,7 +108,6 @@ class FaultConfig:
     latency: float = 0.0
     rules: list[FaultRule] = field(default_factory=list)
     seed: int = 0
-    """Seed of the RNG used by ``probability`` selectors."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -112,7 +133,12 @@ class FaultConfig:
 
 
 class FaultState:
-    """Runtime counters of a FaultConfig (guarded by the server lock).
+    """Runtime counters of a :class:`FaultConfig`.
+
+    :meth:`pick` and :meth:`pick_request` must be called under the server's lock;
+    :meth:`apply` (which sleeps) outside it.
+
+    :param config: the faults whose counters start now.
 
     Example::
 
@@ -129,7 +155,12 @@ class FaultState:
     def pick(
         self, offset: int | None, limit: int | None = None, filter_text: str | None = None
     ) -> FaultRule | None:
-        """The rule that hits this request, if any (and count the request for every rule)."""
+        """The rule that hits this request, if any (and count the request for every rule).
+
+        :param offset: the request's ``offset``, None if it is not a valid integer.
+        :param limit: the request's ``limit``, None if it is not a valid integer.
+        :param filter_text: the raw ``filter`` value (counter key of ``per_filter`` rules).
+        """
         chosen: FaultRule | None = None
         for i, rule in enumerate(self.config.rules):
             if rule.offsets is not None and offset not in rule.offsets:
@@ -149,3 +180,44 @@ class FaultState:
                 self.fired[i] += 1
                 chosen = rule
         return chosen
+
+    def pick_request(self, params: dict[str, list[str]]) -> FaultRule | None:
+        """:meth:`pick` for a decoded query (``parse_qs``); the last of a repeated value counts."""
+        return self.pick(
+            parse_int(params.get("offset", ["0"])[-1]),
+            parse_int(params.get("limit", ["100"])[-1]),
+            params.get("filter", [None])[-1],
+        )
+
+    def apply(
+        self,
+        rule: FaultRule | None,
+        answer: Callable[[bool], Reply],
+        sleep: Callable[[float], object],
+    ) -> Reply:
+        """The answer to a request after ``latency`` and ``rule``.
+
+        :param rule: what :meth:`pick_request` chose for the request.
+        :param answer: the endpoint's answer; its argument is true to ignore ``offset``.
+        :param sleep: called with the seconds of the ``latency`` and ``stall`` delays.
+        """
+        if self.config.latency > 0:
+            sleep(self.config.latency)
+        if rule is None:
+            return answer(False)
+        kind = rule.kind
+        if kind in STATUS_FAULTS:
+            with_hint = rule.retry_after is not None and kind in ("429", "503")
+            headers = {"Retry-After": str(rule.retry_after)} if with_hint else {}
+            return Reply.error(STATUS_FAULTS[kind], f"http_{kind}", "sandbox fault", headers, kind)
+        if kind == "drop":
+            return Reply(None, fault=kind)
+        if kind == "stall":
+            sleep(rule.stall_seconds)
+        reply = answer(kind == "ignore_offset")
+        body = reply.body
+        if reply.status == 200 and kind == "malformed":
+            body = (rule.body if rule.body is not None else DEFAULT_MALFORMED_BODY).encode()
+        elif reply.status == 200 and kind == "empty":
+            body = b'{"data":[]}'
+        return Reply(reply.status, body, reply.headers, kind)

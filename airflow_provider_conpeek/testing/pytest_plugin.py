@@ -1,16 +1,23 @@
-"""Pytest fixtures for the Conpeek sandbox (registered via the ``pytest11`` entry point).
+"""Pytest fixtures for the Conpeek sandbox: ``conpeek_sandbox`` and ``conpeek_sandbox_factory``.
+
+The fixtures are opt-in: installing the provider adds none to your pytest sessions. Load
+them in your project's top-level ``conftest.py``::
+
+    pytest_plugins = ["airflow_provider_conpeek.testing.pytest_plugin"]
 
 Example::
 
     def test_extract(conpeek_sandbox, monkeypatch):
-        monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT",
-                           conpeek_sandbox.airflow_connection_json())
+        for name, value in conpeek_sandbox.airflow_connection_env().items():
+            monkeypatch.setenv(name, value)
         ...
 
     def test_big(conpeek_sandbox_factory):
         server = conpeek_sandbox_factory(records=100_000, max_limit=500)
 
-Importing this module is cheap: the server module loads only when a fixture runs.
+Loading this module is cheap: the server module is imported only when a fixture runs.
+
+.. seealso:: :doc:`/sandbox`, section *pytest fixtures*.
 """
 
 from __future__ import annotations
@@ -26,9 +33,14 @@ if TYPE_CHECKING:
 
 @pytest.fixture
 def conpeek_sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
-    """Callable taking :class:`SandboxServer` kwargs; returns a started server.
+    """A callable taking :class:`~.sandbox.SandboxServer`'s arguments; returns it started.
 
     Every server it made is stopped at teardown.
+
+    Example::
+
+        def test_clamped(conpeek_sandbox_factory):
+            server = conpeek_sandbox_factory(records=300, max_limit=50)
     """
     from airflow_provider_conpeek.testing.sandbox import SandboxServer
 
@@ -48,5 +60,8 @@ def conpeek_sandbox_factory() -> Iterator[Callable[..., SandboxServer]]:
 def conpeek_sandbox(
     conpeek_sandbox_factory: Callable[..., SandboxServer],
 ) -> SandboxServer:
-    """A running sandbox: 1000 records over 3 days from 2026-01-01, key ``sandbox-key``."""
+    """A running sandbox: 1000 records over 3 days from 2026-01-01, key ``sandbox-key``.
+
+    Stopped at teardown.
+    """
     return conpeek_sandbox_factory(records=1000, days=3)
