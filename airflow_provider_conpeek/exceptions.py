@@ -24,7 +24,7 @@ class ConpeekError(AirflowException):
     Example::
 
         try:
-            hook.has_at_least(filters, 1)
+            client.has_at_least(filters, 1)
         except ConpeekAuthError:
             ...  # fix the key
         except ConpeekError as exc:

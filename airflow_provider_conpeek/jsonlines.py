@@ -18,7 +18,6 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
@@ -104,10 +103,5 @@ class JsonLinesFile:
     def __enter__(self) -> JsonLinesFile:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()

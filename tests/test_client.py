@@ -19,6 +19,7 @@ from fakeclock import FakeClock
 from airflow_provider_conpeek import __version__
 from airflow_provider_conpeek.client import ConpeekClient
 from airflow_provider_conpeek.client.auth import new_session
+from airflow_provider_conpeek.client.paging import flatten
 from airflow_provider_conpeek.exceptions import (
     ConpeekAPIError,
     ConpeekAuthError,
@@ -95,7 +96,7 @@ def asked(server: SandboxServer) -> list[tuple[int, int]]:
 
 
 def records(client: ConpeekClient, filters: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
-    return list(client.iter_records(filters, **kwargs))
+    return [r for page in client.iter_pages(filters, **kwargs) for r in page]
 
 
 # -- auth, headers, URLs ------------------------------------------------------------------
@@ -230,7 +231,7 @@ def test_memory_is_bounded_by_pages_in_flight(
 ) -> None:
     server = conpeek_sandbox_factory(records=1000)
     client = connect(server)
-    it = client.iter_records(page_size=10, concurrency=concurrency)
+    it = flatten(client.iter_pages(page_size=10, concurrency=concurrency))
     assert next(it) == server.expected_records()[0]
     time.sleep(0.2)  # let any runaway prefetching show in the log
     # Never more than concurrency pages ahead of the page being read.
@@ -317,9 +318,9 @@ def test_invalid_filters_rejected_before_any_request(
 ) -> None:
     client = connect(conpeek_sandbox)
     with pytest.raises(ConpeekConfigError, match="contact_number"):
-        client.iter_records([{"property": "contact_number", "value": "1"}])
+        client.iter_pages([{"property": "contact_number", "value": "1"}])
     with pytest.raises(ConpeekConfigError, match="page_size"):
-        client.iter_records(None, page_size=0)
+        client.iter_pages(None, page_size=0)
     with pytest.raises(ConpeekConfigError, match="concurrency"):
         client.iter_pages(None, page_size=10, concurrency=0)
     assert api_log(conpeek_sandbox) == []

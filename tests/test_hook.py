@@ -1,5 +1,4 @@
-"""ConpeekHook: connection -> validated settings -> client, the Test button, and the
-convenience methods that open and close a client per call."""
+"""ConpeekHook: connection -> validated settings -> client, and the Test button."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_conpeek.client import ConpeekClient
-from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
 from airflow_provider_conpeek.testing.sandbox import RequestLogEntry, SandboxServer
 
@@ -64,30 +62,6 @@ def test_get_conn_is_a_client_on_the_connection_settings(
     assert repr(hook) == "ConpeekHook(conpeek_conn_id='conpeek_default')"
 
 
-def test_convenience_methods_page_and_poke_through_a_closed_client(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekHook]
-) -> None:
-    server = conpeek_sandbox_factory(records=25)
-    hook = connect(server)
-    got = list(hook.iter_voice_campaign_request_summaries(page_size=10, concurrency=2))
-    assert got == server.expected_records()
-    assert hook.has_at_least(None, 25) is True
-    assert hook.has_at_least(None, 26) is False
-
-
-def test_convenience_methods_validate_before_any_request(
-    conpeek_sandbox: SandboxServer, connect: Callable[..., ConpeekHook]
-) -> None:
-    hook = connect(conpeek_sandbox)
-    with pytest.raises(ConpeekConfigError, match="contact_number"):
-        hook.iter_voice_campaign_request_summaries([{"property": "contact_number", "value": "1"}])
-    with pytest.raises(ConpeekConfigError, match="page_size"):
-        hook.iter_voice_campaign_request_summaries(None, page_size=0)
-    with pytest.raises(ConpeekConfigError, match="min_records"):
-        hook.has_at_least(None, 0)
-    assert api_log(conpeek_sandbox) == []
-
-
 def test_client_works_without_airflow(conpeek_sandbox: SandboxServer) -> None:
     """The client package is plain Python: it runs with every ``airflow`` import blocked."""
     script = textwrap.dedent(
@@ -98,7 +72,7 @@ def test_client_works_without_airflow(conpeek_sandbox: SandboxServer) -> None:
         from airflow_provider_conpeek.exceptions import ConpeekAuthError
         settings = ConpeekSettings("plain", {conpeek_sandbox.url!r}, "sandbox-key")
         with ConpeekClient(settings) as client:
-            print(len(list(client.iter_records(page_size=300, concurrency=2))))
+            print(sum(map(len, client.iter_pages(page_size=300, concurrency=2))))
         try:
             ConpeekClient(ConpeekSettings("plain", {conpeek_sandbox.url!r}, "bad")).check()
         except ConpeekAuthError as exc:

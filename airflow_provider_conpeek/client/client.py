@@ -14,7 +14,6 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Any
 
 import requests
@@ -23,7 +22,6 @@ from airflow_provider_conpeek.client.auth import new_session
 from airflow_provider_conpeek.client.paging import (
     DEFAULT_CONCURRENCY,
     Page,
-    flatten,
     iter_pages,
     validate_min_records,
     validate_paging_args,
@@ -69,8 +67,8 @@ class ConpeekClient:
 
         with ConpeekClient(settings) as client:
             window = date_window("2026-01-01 00:00:00", "2026-01-02 00:00:00")
-            for record in client.iter_records(window):
-                print(record)
+            for page in client.iter_pages(window):
+                print(len(page))
     """
 
     def __init__(self, settings: ConpeekSettings, *, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -87,12 +85,7 @@ class ConpeekClient:
     def __enter__(self) -> ConpeekClient:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -256,16 +249,6 @@ class ConpeekClient:
             max_pages=self.settings.max_pages,
             cancel=cancel,
         )
-
-    def iter_records(
-        self,
-        filters: Sequence[Any] | None = None,
-        *,
-        page_size: int = 100,
-        concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> Iterator[Any]:
-        """Every record matching ``filters``, verbatim (see :meth:`iter_pages`)."""
-        return flatten(self.iter_pages(filters, page_size=page_size, concurrency=concurrency))
 
     def has_at_least(
         self,

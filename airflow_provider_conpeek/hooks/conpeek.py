@@ -7,13 +7,11 @@ its form in the UI and the Test button.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from functools import cached_property
 from typing import Any
 
 from airflow_provider_conpeek._compat import BaseHook
 from airflow_provider_conpeek.client import ConpeekClient, ConpeekSettings
-from airflow_provider_conpeek.client.paging import DEFAULT_CONCURRENCY
 from airflow_provider_conpeek.client.responses import redact
 from airflow_provider_conpeek.connection import (
     CONN_TYPE,
@@ -47,9 +45,9 @@ class ConpeekHook(BaseHook):
 
         hook = ConpeekHook(conpeek_conn_id="conpeek_default")
         window = date_window("2026-01-01 00:00:00", "2026-01-02 00:00:00")
-        with hook.get_conn() as client:
-            for record in client.iter_records(window):
-                print(record)
+        with hook.get_conn() as client:  # one client per extract, closed at the end
+            for page in client.iter_pages(window, page_size=500):
+                print(len(page))
     """
 
     conn_name_attr = "conpeek_conn_id"
@@ -91,31 +89,6 @@ class ConpeekHook(BaseHook):
         """A new client on this connection's settings; close it when done (``with``)."""
         return ConpeekClient(self.settings)
 
-    def iter_voice_campaign_request_summaries(
-        self,
-        filters: Sequence[Any] | None = None,
-        page_size: int = 100,
-        *,
-        concurrency: int = DEFAULT_CONCURRENCY,
-    ) -> Iterator[Any]:
-        """Every record matching ``filters``, verbatim, through a client closed at the end.
-
-        Validates everything before the first request; see
-        :meth:`~airflow_provider_conpeek.client.ConpeekClient.iter_pages`.
-        """
-        client = self.get_conn()
-        try:
-            records = client.iter_records(filters, page_size=page_size, concurrency=concurrency)
-        except BaseException:
-            client.close()
-            raise
-        return _closing(records, client)
-
-    def has_at_least(self, filters: Sequence[Any] | None, min_records: int) -> bool:
-        """Whether at least ``min_records`` records match, in one ``limit=1`` request."""
-        with self.get_conn() as client:
-            return client.has_at_least(filters, min_records)
-
     def test_connection(self) -> tuple[bool, str]:
         """One ``limit=1`` request without retries, for the UI's Test button."""
         try:
@@ -139,8 +112,3 @@ class ConpeekHook(BaseHook):
     def get_connection_form_widgets(cls) -> dict[str, Any]:
         """The connection extras as form fields."""
         return connection_form_widgets()
-
-
-def _closing(records: Iterator[Any], client: ConpeekClient) -> Iterator[Any]:
-    with client:
-        yield from records

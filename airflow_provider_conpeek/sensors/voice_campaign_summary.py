@@ -1,7 +1,7 @@
 """VoiceCampaignSummarySensor: wait until a window holds at least ``min_records`` records.
 
 Each poke is one ``limit=1`` request at ``offset=min_records-1``
-(:meth:`~airflow_provider_conpeek.hooks.conpeek.ConpeekHook.has_at_least`); the window is
+(:meth:`~airflow_provider_conpeek.client.ConpeekClient.has_at_least`); the window is
 never downloaded. Heavy imports (requests, the hook, the trigger) happen at run time, so a
 DAG file that uses the sensor parses fast.
 """
@@ -119,9 +119,8 @@ class VoiceCampaignSummarySensor(WindowArguments, BaseSensorOperator):
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
 
         try:
-            found = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id).has_at_least(
-                filters, self.min_records
-            )
+            with ConpeekHook(conpeek_conn_id=self.conpeek_conn_id).get_conn() as client:
+                found = client.has_at_least(filters, self.min_records)
         except ConpeekTransientError as exc:
             self.log.warning("Conpeek is failing transiently; will poke again: %s", exc)
             return False
