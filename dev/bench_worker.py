@@ -114,6 +114,7 @@ def prepare_operator(args: argparse.Namespace) -> Any:
     op = VoiceCampaignSummaryToS3Operator(
         task_id="bench", s3_bucket=args.bucket, s3_key=args.key, **kwargs
     )
+    args.page_size, args.concurrency = op.page_size, op.concurrency  # defaults made explicit
     context = {
         "data_interval_start": pendulum.parse(args.start),
         "data_interval_end": pendulum.parse(args.end),
@@ -160,10 +161,11 @@ def _label(func: tuple[str, int, str]) -> str:
     return f"{'/'.join(parts[-3:])}:{line}({name})"
 
 
+# (label, a part of the file name or "~" for a built-in, the function's name)
 STAGES = (
     ("operator.execute (total)", "operators/voice_campaign_summary.py", "execute"),
-    ("fetch pages: ConpeekHook.fetch_page", "hooks/conpeek.py", "fetch_page"),
-    ("  of which JSON decode: _parse_page", "hooks/conpeek.py", "_parse_page"),
+    ("fetch pages: fetch_page", "airflow_provider_conpeek/", "fetch_page"),
+    ("  of which JSON decode: parse_page", "airflow_provider_conpeek/", "parse_page"),
     (
         "  of which proxy/env lookup: requests Session.merge_environment_settings",
         "requests/sessions.py",
@@ -183,11 +185,11 @@ STAGES = (
 def _stages(raw: dict[Any, Any]) -> list[tuple[str, float]]:
     """Cumulative CPU time of the stages of the client path (see STAGES)."""
     out = []
-    for label, suffix, name in STAGES:
+    for label, where, name in STAGES:
         cum = sum(
             v[3]
             for (filename, _line, func), v in raw.items()
-            if func == name and (filename == suffix if suffix == "~" else filename.endswith(suffix))
+            if func == name and (filename == where if where == "~" else where in filename)
         )
         out.append((label, cum))
     return out

@@ -49,7 +49,7 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "benchmarks.md"]
+exclude_patterns = ["_build"]
 nitpicky = False
 default_role = "literal"
 pygments_style = "sphinx"
@@ -72,36 +72,6 @@ html_theme_options = {
 }
 html_static_path: list[str] = []
 html_show_sourcelink = False
-
-# -- benchmarks.md -----------------------------------------------------------------------
-# ``make bench`` generates docs/benchmarks.md (Markdown; Sphinx core cannot parse it). The
-# benchmarks page shows it verbatim with ``literalinclude``. If the file has not been
-# generated yet, the page says so instead of failing the build.
-
-BENCHMARKS_MD = DOCS / "benchmarks.md"
-BENCHMARKS_MARKER = ".. include generated benchmarks.md here"
-_BENCHMARKS_MISSING = """
-.. note::
-
-   ``docs/benchmarks.md`` has not been generated in this checkout yet. Run ``make bench``,
-   then ``make docs``.
-"""
-_BENCHMARKS_PRESENT = """
-.. literalinclude:: benchmarks.md
-   :language: markdown
-"""
-
-
-def _benchmarks_source(app: Any, docname: str, source: list[str]) -> None:
-    if docname == "benchmarks":
-        included = _BENCHMARKS_PRESENT if BENCHMARKS_MD.is_file() else _BENCHMARKS_MISSING
-        source[0] = source[0].replace(BENCHMARKS_MARKER, included)
-
-
-def _always_reread_benchmarks(app: Any, env: Any, added: Any, changed: Any, removed: Any) -> Any:
-    # The page's content depends on whether benchmarks.md exists, which Sphinx cannot track.
-    return ["benchmarks"]
-
 
 # -- conpeek-extras ----------------------------------------------------------------------
 # ``.. conpeek-extras::`` is the table of the connection's extras, generated from their one
@@ -131,6 +101,4 @@ class ConpeekExtrasDirective(SphinxDirective):
 
 def setup(app: Any) -> dict[str, Any]:
     app.add_directive("conpeek-extras", ConpeekExtrasDirective)
-    app.connect("source-read", _benchmarks_source)
-    app.connect("env-get-outdated", _always_reread_benchmarks)
     return {"parallel_read_safe": True}

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_processes import AirflowHome
+from harness import AirflowHome
 
-from airflow_provider_conpeek.connection import EXTRA_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_provider_conpeek.connection import CONN_FIELDS as EXTRA_FIELDS
+from airflow_provider_conpeek.connection import UI_FIELD_BEHAVIOUR
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 

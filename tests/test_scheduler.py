@@ -27,7 +27,8 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow_processes import AirflowHome, free_port, wait_for
+from harness import AirflowHome
+from processes import free_port, wait_for
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 

@@ -1,0 +1,253 @@
+"""Render ``docs/benchmarks.json`` (written by ``dev/bench.py``) as reStructuredText.
+
+The output, ``docs/benchmarks_results.inc``, is included by ``docs/benchmarks.rst`` under its
+"Results" section, so its own sections use ``~`` underlines. Only numbers and the sentences
+that carry them are generated; what the benchmark does and why is written in
+``docs/benchmarks.rst``. ``make bench`` renders after measuring; to re-render by hand::
+
+    .venv/bin/python dev/bench_render.py [docs/benchmarks.json [docs/benchmarks_results.inc]]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench_targets import cpu_rate, cpu_s, evaluate, growth, ideal_s, rate
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+DEFAULT_JSON = DOCS / "benchmarks.json"
+DEFAULT_RST = DOCS / "benchmarks_results.inc"
+
+
+def heading(title: str) -> list[str]:
+    return [title, "~" * len(title), ""]
+
+
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [headers, *rows]:
+        # A cell starting "(a) " would be an enumerated list: escape the parenthesis.
+        first, *rest = (f"\\{cell}" if cell.startswith("(") else cell for cell in row)
+        lines.append(f"   * - {first}")
+        lines += [f"     - {cell}" for cell in rest]
+    return [*lines, ""]
+
+
+def code(lines: list[str]) -> list[str]:
+    return [".. code-block:: sh", "", *(f"   {line}" for line in lines), ""]
+
+
+def mb(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def targets(res: dict[str, Any]) -> list[str]:
+    rows = [
+        [t["target"], t["measured"], "**PASS**" if t["pass"] else "**FAIL**"] for t in evaluate(res)
+    ]
+    return [*heading("Targets"), *table(["target", "measured", "result"], rows)]
+
+
+def machine(res: dict[str, Any]) -> list[str]:
+    servers = [f"# {name}\n{cmd}" for name, cmd in res["servers"].items()]
+    return [
+        *heading("Machine and command"),
+        *table(["item", "value"], [[k, v] for k, v in res["machine"].items()]),
+        f"Load average (1/5/15 min) at start: {res['load_before']}; at end: "
+        f"{res['load_after']}. Total run time: {res['elapsed_s']:.0f} s. Command:",
+        "",
+        *code([res["command"]]),
+        "Sandboxes started by it (``--port 0``: any free port):",
+        "",
+        *code("\n".join(servers).splitlines()),
+    ]
+
+
+def throughput(res: dict[str, Any]) -> list[str]:
+    rows, latency = res["throughput"], res["settings"]["latency_ms"]
+    a, c = rows[0], rows[-1]
+    speed = [
+        [
+            r["label"],
+            f"{r['pages']:,}",
+            f"{r['wall_s']:.2f}",
+            f"{rate(r):,.0f}",
+            f"{a['wall_s'] / r['wall_s']:.2f}x",
+            f"{cpu_s(r):.2f}",
+        ]
+        for r in rows
+    ]
+    footprint = [
+        [
+            r["label"],
+            mb(r["baseline_rss_mb"]),
+            mb(r["peak_rss_mb"]),
+            f"{r['peak_rss_mb'] / a['peak_rss_mb']:.2f}x",
+            f"{r['bytes'] / 1e6:.1f}",
+        ]
+        for r in rows
+    ]
+    return [
+        *heading(f"1. Throughput at {latency:g} ms per request"),
+        f"{a['records']:,} records in one daily window; the sandbox adds {latency:g} ms to "
+        "every API request. *speed vs (a)* is (a)'s wall time divided by the row's.",
+        "",
+        *table(["client", "pages", "wall s", "records/s", "speed vs (a)", "CPU s"], speed),
+        f"Sequential ceiling at this latency: 100 records / {latency / 1000:g} s = "
+        f"{100 / (latency / 1000):,.0f} records/s. What the latency alone allows (c), "
+        f"{c['pages']} pages with {c['concurrency']} in flight: "
+        f"{ideal_s(c['pages'], latency, c['concurrency']):.2f} s. The footprint of the same runs:",
+        "",
+        *table(
+            ["client", "RSS after imports MB", "peak RSS MB", "peak RSS vs (a)", "object MB"],
+            footprint,
+        ),
+    ]
+
+
+def memory(res: dict[str, Any]) -> list[str]:
+    headers = ["client", "records", "RSS after imports MB", "peak RSS MB"]
+    headers += ["peak - after imports MB", "object MB"]
+    cells = [
+        [
+            r["label"],
+            f"{r['records']:,}",
+            mb(r["baseline_rss_mb"]),
+            mb(r["peak_rss_mb"]),
+            mb(r["peak_rss_mb"] - r["baseline_rss_mb"]),
+            f"{r['bytes'] / 1e6:.1f}",
+        ]
+        for r in res["memory"]
+    ]
+    out = [*heading("2. Memory: peak RSS against the size of the window"), *table(headers, cells)]
+    for mode, name in (("operator", "Operator (defaults)"), ("naive", "Naive loop")):
+        g = growth(res["memory"], mode)
+        if g:
+            small, large = g
+            diff = large["peak_rss_mb"] - small["peak_rss_mb"]
+            per_record = diff * 1024 / (large["records"] - small["records"])
+            out += [
+                f"{name}: peak RSS {diff:+,.0f} MB from {small['records']:,} to "
+                f"{large['records']:,} records ({per_record:,.2f} KB per record).",
+                "",
+            ]
+    return out
+
+
+def cpu(res: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            r["label"],
+            f"{r['records']:,}",
+            f"{r['wall_s']:.1f}",
+            f"{cpu_s(r):.2f}",
+            f"{cpu_rate(r):,.0f}",
+        ]
+        for r in res["memory"]
+    ]
+    run, plain = res["profile"], res["unprofiled"]
+    prof, records = run["profile"], run["records"]
+    total = prof["total"]
+    stages = [
+        [name.strip(), f"{sec:.3f}", f"{100 * sec / total:.0f}%", f"{1e6 * sec / records:.1f}"]
+        for name, sec in prof["stages"]
+    ]
+    top = [
+        [f"``{t['func']}``", f"{t['ncalls']:,}", f"{t['tottime']:.3f}"]
+        for t in prof["top_tottime"][:12]
+    ]
+    return [
+        *heading("3. Client-side CPU"),
+        "The runs of section 2, no latency; CPU is user+sys of the client process:",
+        "",
+        *table(["client", "records", "wall s", "CPU s", "records per CPU-second"], rows),
+        f"Where it goes: the operator at ``concurrency=1``, {records:,} records. Without the "
+        f"profiler: {cpu_s(plain):.2f} CPU-s ({1e6 * cpu_s(plain) / records:.1f} µs per record, "
+        f"{cpu_rate(plain):,.0f} records per CPU-second). Under cProfile (CPU-time clock): "
+        f"{total:.2f} CPU-s, {total / cpu_s(plain):.1f}x as much, so read the shares below as "
+        "a ranking, not as absolute costs.",
+        "",
+        "Cumulative time by stage (an *of which* row is part of the stage above it):",
+        "",
+        *table(["stage", "CPU s", "share", "µs per record"], stages),
+        "Top functions by own time (tottime):",
+        "",
+        *table(["function", "calls", "tottime s"], top),
+    ]
+
+
+def imports(res: dict[str, Any]) -> list[str]:
+    im = res["imports"]
+    rows = [
+        ["``import airflow.sdk``", f"{im['sdk_median_ms']:.0f}", _runs(im["sdk_ms"], 0)],
+        ["operator module, on top", f"{im['operator_median_ms']:.1f}", _runs(im["operator_ms"], 1)],
+    ]
+    added = ", ".join(f"``{m}``" for m in im["added_modules"])
+    return [
+        *heading("4. Import cost"),
+        f"Fresh interpreter per run, {im['runs']} runs: ``import airflow.sdk``, then "
+        f"``import {im['module']}`` in the same process.",
+        "",
+        *table(["import", "median ms", "runs ms"], rows),
+        f"Modules the operator import adds (``python -X importtime``, "
+        f"{im['added_self_ms']:.1f} ms of own time in total): {added}.",
+        "",
+    ]
+
+
+def _runs(values: list[float], digits: int) -> str:
+    return ", ".join(f"{x:.{digits}f}" for x in values)
+
+
+def sandbox(res: dict[str, Any]) -> list[str]:
+    sb = res["sandbox"]
+    row = [f"{sb[k]:.2f}" for k in ("mean_ms", "median_ms", "p95_ms", "max_ms")]
+    return [
+        *heading("5. Sandbox request latency"),
+        f"{sb['requests']} sequential ``limit=5`` requests on one keep-alive connection to a "
+        "``conpeek-sandbox`` process with no added latency, each timed by the client.",
+        "",
+        *table(["mean ms", "median ms", "p95 ms", "max ms"], [row]),
+    ]
+
+
+def paging(res: dict[str, Any]) -> list[str]:
+    pg = res["paging"]
+    rows = []
+    for name, in_flight in (("sequential", 1), ("concurrent", pg["concurrency"])):
+        run = pg[name]
+        ideal = ideal_s(run["requests"], pg["latency_ms"], in_flight)
+        rows.append([str(in_flight), str(run["requests"]), f"{run['wall_s']:.3f}", f"{ideal:.3f}"])
+    return [
+        *heading("6. Paging speed"),
+        f"``iter_pages`` over {pg['records']:,} records held in memory, ``page_size="
+        f"{pg['page_size']}``, every request sleeping {pg['latency_ms']:g} ms: the paging "
+        "alone, no HTTP.",
+        "",
+        *table(["in flight", "requests", "wall s", "requests x latency / in flight, s"], rows),
+    ]
+
+
+def render(res: dict[str, Any]) -> str:
+    parts = [
+        [
+            ".. Generated by dev/bench_render.py from docs/benchmarks.json (make bench).",
+            "   Do not edit by hand.",
+            "",
+        ],
+        *(f(res) for f in (targets, machine, throughput, memory, cpu, imports, sandbox, paging)),
+    ]
+    return "\n".join(line for part in parts for line in part).rstrip() + "\n"
+
+
+def write(json_path: Path = DEFAULT_JSON, rst_path: Path = DEFAULT_RST) -> Path:
+    rst_path.write_text(render(json.loads(json_path.read_text())))
+    return rst_path
+
+
+if __name__ == "__main__":
+    paths = [Path(a) for a in sys.argv[1:3]]
+    print(f"Wrote {write(*paths)}")

@@ -1,0 +1,121 @@
+"""The targets of ``make bench``, judged on its results (``docs/benchmarks.json``).
+
+:func:`evaluate` returns one row per target: what is asked, what was measured, and whether
+it passed. ``dev/bench.py`` prints them after a run; ``dev/bench_render.py`` shows them first
+on the benchmarks page. Also the arithmetic both use (rates, growth, ideal time).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TARGET_SPEEDUP = 3.0  # (c) over (a) at the throughput latency
+TARGET_MEMORY_MB = 50.0  # peak RSS growth from the small to the large window
+TARGET_CPU_RATE = 40_000.0  # records per CPU-second of the client
+TARGET_IMPORT_MS = 100.0  # operator module over `import airflow.sdk`
+TARGET_SANDBOX_MS = 15.0  # mean keep-alive request to the sandbox
+TARGET_PAGING_SLACK = 2.0  # paging wall time over requests x latency / concurrency
+TARGET_EXTRACT_SLACK = 1.5  # the same for the operator's extract at 25 ms (c)
+
+
+def cpu_s(r: dict[str, Any]) -> float:
+    return float(r["cpu_user_s"] + r["cpu_sys_s"])
+
+
+def rate(r: dict[str, Any]) -> float:
+    return float(r["records"] / r["wall_s"]) if r["wall_s"] > 0 else 0.0
+
+
+def cpu_rate(r: dict[str, Any]) -> float:
+    c = cpu_s(r)
+    return r["records"] / c if c > 0 else 0.0
+
+
+def growth(rows: list[dict[str, Any]], mode: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The smallest and the largest run of ``mode`` (``operator`` or ``naive``)."""
+    mine = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["records"])
+    return (mine[0], mine[-1]) if len(mine) >= 2 else None
+
+
+def ideal_s(requests: int, latency_ms: float, concurrency: int) -> float:
+    """The wall time the requests' latency alone suggests with ``concurrency`` in flight."""
+    return requests * latency_ms / 1000 / concurrency
+
+
+def _row(target: str, measured: str, ok: bool) -> dict[str, Any]:
+    return {"target": target, "measured": measured, "pass": bool(ok)}
+
+
+def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    latency = res["settings"]["latency_ms"]
+    a, _b, c = res["throughput"]
+    speedup = a["wall_s"] / c["wall_s"]
+    out.append(
+        _row(
+            f"(c) at least {TARGET_SPEEDUP:g}x (a) at {latency:g} ms per request, "
+            "100 records per page",
+            f"{speedup:.2f}x ({rate(c):,.0f} vs {rate(a):,.0f} records/s)",
+            speedup >= TARGET_SPEEDUP,
+        )
+    )
+    ideal = ideal_s(c["pages"], latency, c["concurrency"])
+    out.append(
+        _row(
+            f"(c) within {TARGET_EXTRACT_SLACK:g}x of what its requests' latency allows: "
+            f"pages x {latency:g} ms / concurrency",
+            f"{c['wall_s']:.2f} s for {c['pages']} pages, {c['concurrency']} in flight "
+            f"(latency alone: {ideal:.2f} s, {c['wall_s'] / ideal:.2f}x)",
+            c["wall_s"] <= TARGET_EXTRACT_SLACK * ideal,
+        )
+    )
+    g = growth(res["memory"], "operator")
+    if g:
+        small, large = g
+        diff = large["peak_rss_mb"] - small["peak_rss_mb"]
+        out.append(
+            _row(
+                f"operator peak RSS within {TARGET_MEMORY_MB:g} MB between "
+                f"{small['records']:,} and {large['records']:,} records",
+                f"{diff:+.1f} MB ({small['peak_rss_mb']:.0f} -> {large['peak_rss_mb']:.0f} MB)",
+                diff < TARGET_MEMORY_MB,
+            )
+        )
+        r = cpu_rate(large)
+        out.append(
+            _row(
+                f"client path at least {TARGET_CPU_RATE:,.0f} records/s on one core "
+                f"(operator defaults, {large['records']:,} records, no latency)",
+                f"{r:,.0f} records per CPU-second",
+                r >= TARGET_CPU_RATE,
+            )
+        )
+    ms = res["imports"]["operator_median_ms"]
+    out.append(
+        _row(
+            f"operator import under {TARGET_IMPORT_MS:g} ms over ``import airflow.sdk``",
+            f"{ms:.1f} ms (median of {res['imports']['runs']})",
+            ms < TARGET_IMPORT_MS,
+        )
+    )
+    sb = res["sandbox"]
+    out.append(
+        _row(
+            f"sandbox: mean keep-alive request under {TARGET_SANDBOX_MS:g} ms",
+            f"{sb['mean_ms']:.2f} ms (p95 {sb['p95_ms']:.2f} ms, {sb['requests']} requests)",
+            sb["mean_ms"] < TARGET_SANDBOX_MS,
+        )
+    )
+    pg = res["paging"]
+    run = pg["concurrent"]
+    ideal = ideal_s(run["requests"], pg["latency_ms"], pg["concurrency"])
+    out.append(
+        _row(
+            f"paging (in memory, {pg['latency_ms']:g} ms per request) within "
+            f"{TARGET_PAGING_SLACK:g}x of requests x latency / concurrency",
+            f"{run['wall_s']:.3f} s for {run['requests']} requests, {pg['concurrency']} in flight "
+            f"(latency alone: {ideal:.3f} s; one at a time: {pg['sequential']['wall_s']:.3f} s)",
+            run["wall_s"] <= TARGET_PAGING_SLACK * ideal,
+        )
+    )
+    return out
