@@ -1,17 +1,18 @@
 """Date-times in the API's own form: ``YYYY-MM-DD HH:mm:ss``, UTC, whole seconds.
 
-:func:`format_api_datetime` is the one gate every date-time passes through -- window
-bounds and date filter values alike. Aware datetimes are converted to UTC; naive ones, and
-fractional seconds, are refused (see the decisions in :mod:`airflow_provider_conpeek.filters`).
+:func:`format_api_datetime` is the one gate every date-time passes through -- window bounds
+and date filter values alike.
 
 >>> format_api_datetime("2026-01-01T01:00:00+01:00")
 '2026-01-01 00:00:00'
+
+.. seealso:: :doc:`filters`, section *Date-times*: what is accepted, what is refused and why.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Final
 
 from airflow_provider_conpeek.exceptions import ConpeekFilterError
@@ -19,28 +20,34 @@ from airflow_provider_conpeek.exceptions import ConpeekFilterError
 #: strftime format of the API's date-times (always UTC).
 API_DATETIME_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
-_DATETIME_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})([T ])(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(Z|[+-]\d{2}:?\d{2})?",
-    re.ASCII,
-)
-_DATE_ONLY_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
-EXPECTED_FORMS = (
+#: The accepted forms, as error messages state them.
+EXPECTED_FORMS: Final = (
     "expected 'YYYY-MM-DD HH:mm:ss' (UTC, the API's format, e.g. '2026-01-01 00:00:00') or "
     "an ISO-8601 date-time with an offset or 'Z' (e.g. '2026-01-01T00:00:00+00:00'), "
     "or a time-zone-aware datetime"
 )
-_WHOLE_SECONDS = (
+
+# Which strings are accepted at all: fixed-width ASCII digits, an upper-case 'T' or a space,
+# an optional fraction, and 'Z', '+HH:MM' or '+HHMM' as the offset. Reading the values is left
+# to the standard library, but its parsers accept more, and more with each Python:
+# fromisoformat reads '+05:60' as +06:00, and from 3.11 takes '+01' and '20260101T00';
+# strptime takes '2026-1-1', runs of spaces and non-ASCII digits. This pins the forms.
+_SHAPE: Final = re.compile(
+    r"""
+    (?P<date> \d{4}-\d\d-\d\d )
+    (?:  # the time, absent from a bare date
+        (?P<sep> [T\ ] ) (?P<time> \d\d:\d\d:\d\d )
+        (?: \. (?P<fraction> \d+ ) )?
+        (?P<offset> Z | [+-] \d\d :? \d\d )?
+    )?
+    """,
+    re.ASCII | re.VERBOSE,
+)
+
+_WHOLE_SECONDS: Final = (
     "the API has whole-second resolution, so a fractional second cannot be sent exactly; "
     "truncate it first (e.g. dt.replace(microsecond=0))"
 )
-
-
-def _to_api(dt: datetime) -> str:
-    # Formatted by hand: strftime("%Y") does not zero-pad years before 1000 on every libc.
-    return (
-        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-    )
 
 
 def _aware_to_api(value: datetime, name: str) -> str:
@@ -49,62 +56,66 @@ def _aware_to_api(value: datetime, name: str) -> str:
     try:
         utc = value.astimezone(timezone.utc)
     except OverflowError as exc:
-        raise ConpeekFilterError(f"{name}: {value!r} is out of range in UTC") from exc
+        raise ConpeekFilterError(
+            f"{name}: {value!r} is out of range in UTC; the API takes date-times between "
+            "0001-01-01 00:00:00 and 9999-12-31 23:59:59 UTC"
+        ) from exc
     if utc.microsecond:  # only with an offset that has sub-second parts
         raise ConpeekFilterError(
             f"{name}: {value!r} is not a whole second in UTC; {_WHOLE_SECONDS}"
         )
-    return _to_api(utc)
+    # isoformat, unlike strftime("%Y") on some libcs, zero-pads years before 1000.
+    return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
 
 
 def _parse_string(value: str, name: str) -> str:
-    m = _DATETIME_RE.fullmatch(value)
-    if m is None:
-        if _DATE_ONLY_RE.fullmatch(value):
-            raise ConpeekFilterError(
-                f"{name}: {value!r} is a date without a time; {EXPECTED_FORMS} "
-                f"(for midnight UTC write '{value} 00:00:00')"
-            )
+    shape = _SHAPE.fullmatch(value)
+    if shape is None:
         raise ConpeekFilterError(
             f"{name}: {value!r} is not a recognised date-time; {EXPECTED_FORMS}"
         )
-    year, month, day, sep, hour, minute, second, fraction, offset = m.groups()
+    if shape["time"] is None:
+        raise ConpeekFilterError(
+            f"{name}: {value!r} is a date without a time; {EXPECTED_FORMS} "
+            f"(for midnight UTC write '{value} 00:00:00')"
+        )
     try:
-        parsed = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+        local = datetime.fromisoformat(f"{shape['date']}T{shape['time']}")
+        # Python 3.14 reads 24:00:00 as the next day's midnight; every other version refuses it.
+        if local.strftime("%H:%M:%S") != shape["time"]:
+            raise ValueError("hour must be in 0..23")
     except ValueError as exc:
         raise ConpeekFilterError(
             f"{name}: {value!r} is not a real calendar date-time ({exc}); {EXPECTED_FORMS}"
         ) from exc
+    fraction, offset = shape["fraction"], shape["offset"]
     if fraction is not None and fraction.strip("0"):
         raise ConpeekFilterError(f"{name}: {value!r} has a fractional second; {_WHOLE_SECONDS}")
     if offset is None:
-        if sep == " " and fraction is None:
+        if shape["sep"] == " " and fraction is None:
             return value  # the API's own format: UTC by definition
         raise ConpeekFilterError(
             f"{name}: {value!r} has no UTC offset, so the instant it means is ambiguous; "
             f"{EXPECTED_FORMS}"
         )
-    if offset == "Z":
-        tz = timezone.utc
-    else:
-        digits = offset[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:])
-        if hours > 23 or minutes > 59:
-            raise ConpeekFilterError(
-                f"{name}: {value!r} has an invalid UTC offset; {EXPECTED_FORMS}"
-            )
-        delta = timedelta(hours=hours, minutes=minutes)
-        tz = timezone(-delta if offset[0] == "-" else delta)
-    return _aware_to_api(parsed.replace(tzinfo=tz), name)
+    try:
+        tz = datetime.strptime(offset, "%z").tzinfo  # refuses minutes > 59 and hours > 23
+    except ValueError as exc:
+        raise ConpeekFilterError(
+            f"{name}: {value!r} has an invalid UTC offset; {EXPECTED_FORMS}"
+        ) from exc
+    return _aware_to_api(local.replace(tzinfo=tz), name)
 
 
 def format_api_datetime(value: datetime | str, name: str = "value") -> str:
     """Return ``value`` as the API's ``YYYY-MM-DD HH:mm:ss`` in UTC.
 
-    Accepts a time-zone-aware ``datetime`` (stdlib or pendulum; converted to UTC), a string
-    already in the API's format (UTC by definition; the date is checked), or an ISO-8601
-    string with an offset or ``Z``, as Airflow renders ``{{ data_interval_start }}``.
-    ``name`` (e.g. ``"window_start"``) prefixes error messages.
+    :param value: a time-zone-aware ``datetime`` (stdlib or pendulum), converted to UTC; a
+        string in the API's format (UTC by definition; the date is checked); or an ISO-8601
+        string with an offset or ``Z``, as Airflow renders ``{{ data_interval_start }}``.
+    :param name: what ``value`` is (e.g. ``"window_start"``); prefixes error messages.
+    :raises ConpeekFilterError: for naive datetimes, naive or date-only strings, fractional
+        seconds, impossible dates, invalid offsets and anything else.
 
     >>> import pendulum
     >>> format_api_datetime(pendulum.datetime(2026, 1, 1, 2, 30, tz="Europe/Warsaw"))
@@ -115,9 +126,6 @@ def format_api_datetime(value: datetime | str, name: str = "value") -> str:
     Traceback (most recent call last):
     ...
     airflow_provider_conpeek.exceptions.ConpeekFilterError: window_start: ... not a real calendar...
-
-    :raises ConpeekFilterError: for naive datetimes, naive or date-only strings, fractional
-        seconds, impossible dates and anything else.
     """
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:

@@ -1,19 +1,20 @@
-"""Tests for airflow_provider_conpeek.filters: encoding, date-times, validation, helpers."""
+"""Tests for airflow_provider_conpeek.filters: encoding, validation, helpers (date-times:
+test_datetimes.py)."""
 
 from __future__ import annotations
 
 import doctest
 import json
 import urllib.parse
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pendulum
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_provider_conpeek import datetimes, filter_validation
 from airflow_provider_conpeek import filters as filters_module
 from airflow_provider_conpeek.exceptions import ConpeekFilterError
 from airflow_provider_conpeek.filters import (
@@ -22,11 +23,12 @@ from airflow_provider_conpeek.filters import (
     LIST_PROPERTIES,
     OPERATORS,
     PROPERTIES,
+    Filter,
+    FilterValue,
     call_request_ids,
     contact_numbers,
     date_window,
     encode_filter,
-    format_api_datetime,
     project_ids,
     validate_filters,
     voice_campaign_ids,
@@ -64,15 +66,40 @@ def test_error_is_value_error() -> None:
         validate_filters([{"property": "project_id_list", "value": []}])
 
 
-def test_doctests() -> None:
-    from airflow_provider_conpeek import datetimes
+@pytest.mark.parametrize(
+    ("module", "examples"), [(filters_module, 9), (filter_validation, 3), (datetimes, 4)]
+)
+def test_doctests(module: Any, examples: int) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= examples
+    assert result.failed == 0
 
-    result = doctest.testmod(filters_module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 10
-    assert result.failed == 0
-    result = doctest.testmod(datetimes, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 1
-    assert result.failed == 0
+
+def test_public_names_importable_from_filters() -> None:
+    assert set(filters_module.__all__) == {
+        "API_DATETIME_FORMAT",
+        "DATE_PROPERTIES",
+        "LIST_PROPERTIES",
+        "OPERATORS",
+        "PROPERTIES",
+        "Filter",
+        "FilterValue",
+        "call_request_ids",
+        "contact_numbers",
+        "date_window",
+        "encode_filter",
+        "format_api_datetime",
+        "project_ids",
+        "validate_filters",
+        "voice_campaign_ids",
+    }
+    for name in filters_module.__all__:
+        assert getattr(filters_module, name) is not None, name
+    # Re-exported, not copied: one object, wherever it is imported from.
+    assert filters_module.validate_filters is filter_validation.validate_filters
+    assert Filter is filter_validation.Filter
+    assert FilterValue == str | list[str] | list[int]
+    assert filters_module.format_api_datetime is datetimes.format_api_datetime
 
 
 # --------------------------------------------------------------------------- encoding
@@ -181,130 +208,6 @@ def test_encoding_round_trips_single_string(value: str) -> None:
     encoded = encode_filter(f)
     assert urllib.parse.quote(urllib.parse.unquote(encoded), safe=":,") == encoded
     assert json.loads(urllib.parse.parse_qs("filter=" + encoded)["filter"][0]) == f
-
-
-# --------------------------------------------------------------------------- date-times
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (datetime(2026, 1, 1, tzinfo=timezone.utc), "2026-01-01 00:00:00"),
-        (datetime(2026, 7, 1, 12, 0, tzinfo=ZoneInfo("Europe/Warsaw")), "2026-07-01 10:00:00"),
-        (datetime(2026, 1, 1, 1, tzinfo=ZoneInfo("Europe/Warsaw")), "2026-01-01 00:00:00"),
-        (datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5))), "2026-01-01 05:00:00"),
-        (pendulum.datetime(2026, 3, 29, 3, 30, tz="Europe/Warsaw"), "2026-03-29 01:30:00"),
-        (pendulum.datetime(2026, 1, 1, tz="UTC"), "2026-01-01 00:00:00"),
-        ("2026-01-01 00:00:00", "2026-01-01 00:00:00"),
-        ("2024-02-29 23:59:59", "2024-02-29 23:59:59"),
-        ("2026-01-01T00:00:00+00:00", "2026-01-01 00:00:00"),
-        ("2026-01-01T00:00:00Z", "2026-01-01 00:00:00"),
-        ("2026-01-01 00:00:00+02:00", "2025-12-31 22:00:00"),
-        ("2026-01-01T23:30:00-01:30", "2026-01-02 01:00:00"),
-        ("2026-01-01T00:00:00+0100", "2025-12-31 23:00:00"),
-        ("2026-01-01T00:00:00.000000+00:00", "2026-01-01 00:00:00"),
-    ],
-)
-def test_format_api_datetime(value: datetime | str, expected: str) -> None:
-    assert format_api_datetime(value) == expected
-
-
-def test_format_airflow_rendered_data_interval() -> None:
-    # What Airflow renders for {{ data_interval_start }}: str() of a pendulum DateTime.
-    start = pendulum.datetime(2026, 5, 4, 22, 0, tz="UTC")
-    assert format_api_datetime(str(start)) == "2026-05-04 22:00:00"
-    assert format_api_datetime(start.isoformat()) == "2026-05-04 22:00:00"
-    warsaw = pendulum.datetime(2026, 5, 5, 0, 0, tz="Europe/Warsaw")
-    assert format_api_datetime(str(warsaw)) == "2026-05-04 22:00:00"
-
-
-def test_format_pads_early_years() -> None:
-    assert format_api_datetime(datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == (
-        "0999-01-02 03:04:05"
-    )
-
-
-def test_naive_datetime_rejected() -> None:
-    msg = _error(format_api_datetime, datetime(2026, 1, 1), name="window_start")
-    assert msg.startswith("window_start:")
-    assert "naive" in msg
-    assert "ambiguous" in msg
-    assert 'tz="UTC"' in msg or "tz='UTC'" in msg
-    assert "YYYY-MM-DD HH:mm:ss" in msg
-
-
-def test_microseconds_rejected() -> None:
-    msg = _error(format_api_datetime, datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=timezone.utc), "end")
-    assert msg.startswith("end:")
-    assert "whole-second" in msg
-    assert "fractional second" in msg
-    assert "truncate" in msg
-    msg = _error(format_api_datetime, pendulum.datetime(2026, 1, 1, microsecond=500000))
-    assert "whole-second" in msg
-    assert "whole-second" in _error(format_api_datetime, "2026-01-01T00:00:00.5+00:00")
-
-
-def test_sub_second_offset_rejected() -> None:
-    tz = timezone(timedelta(seconds=1, microseconds=5))
-    assert "whole second" in _error(format_api_datetime, datetime(2026, 1, 1, tzinfo=tz))
-
-
-@pytest.mark.parametrize(
-    "value",
-    [
-        "2026-02-30 00:00:00",
-        "2025-02-29 00:00:00",
-        "2026-13-01 00:00:00",
-        "2026-01-01 24:00:00",
-        "2026-01-01 00:60:00",
-        "2026-01-01 00:00:60",
-        "2026-02-30T00:00:00+00:00",
-    ],
-)
-def test_invalid_calendar_dates_rejected(value: str) -> None:
-    msg = _error(format_api_datetime, value, "window_end")
-    assert msg.startswith("window_end:")
-    assert repr(value) in msg
-    assert "not a real calendar date-time" in msg
-
-
-@pytest.mark.parametrize(
-    ("value", "fragment"),
-    [
-        ("2026-01-01T00:00:00", "no UTC offset"),
-        ("2026-01-01 00:00:00.000", "no UTC offset"),
-        ("2026-01-01", "date without a time"),
-        ("garbage", "not a recognised date-time"),
-        ("", "not a recognised date-time"),
-        (" 2026-01-01 00:00:00", "not a recognised date-time"),
-        ("2026-01-01 00:00", "not a recognised date-time"),
-        ("2026-01-01T00:00:00+25:00", "invalid UTC offset"),
-        ("2026-01-01T00:00:00+05:60", "invalid UTC offset"),
-        ("٢٠٢٦-01-01 00:00:00", "not a recognised date-time"),  # non-ASCII digits
-    ],
-)
-def test_bad_strings_rejected(value: str, fragment: str) -> None:
-    msg = _error(format_api_datetime, value, "start")
-    assert msg.startswith("start:")
-    assert fragment in msg
-    assert "YYYY-MM-DD HH:mm:ss" in msg
-    assert "2026-01-01T00:00:00+00:00" in msg
-
-
-def test_date_only_message_suggests_midnight() -> None:
-    assert "'2026-01-01 00:00:00'" in _error(format_api_datetime, "2026-01-01")
-
-
-@pytest.mark.parametrize("value", [1767225600, None, 1.5, b"2026-01-01 00:00:00"])
-def test_non_string_non_datetime_rejected(value: Any) -> None:
-    msg = _error(format_api_datetime, value)
-    assert "expected a datetime or a string" in msg
-
-
-def test_date_object_rejected() -> None:
-    from datetime import date
-
-    assert "expected a datetime or a string" in _error(format_api_datetime, date(2026, 1, 1))
 
 
 # --------------------------------------------------------------------------- validation

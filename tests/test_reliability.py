@@ -82,7 +82,7 @@ def baseline(airflow_db: Path, sandbox: Any, s3_server: Any) -> bytes:
         mp.undo()
 
 
-def faulted_requests(sandbox: Any, settle: float = 4.0) -> list[Any]:
+def faulted_requests(sandbox: Any, settle: float = 30.0) -> list[Any]:
     """Requests the sandbox faulted. A stalled request is logged when the sandbox finally
     answers it, after the client gave up, so wait for stalls to settle first."""
     deadline = time.monotonic() + settle
@@ -118,11 +118,6 @@ RECOVERABLE: dict[str, Any] = {
 }
 
 
-# The pause a usable Retry-After imposes on the whole extract: 1 s, or the 2 s cap
-# (max_retry_wait) on a date 30 s ahead. Computed backoff would wait 0.25-0.5 s.
-HINTED_PAUSE = {"429 Retry-After seconds": 0.95, "429 Retry-After HTTP-date": 1.9}
-
-
 @pytest.mark.parametrize("name", list(RECOVERABLE))
 def test_recoverable_faults_give_the_same_object(
     name: str,
@@ -143,14 +138,9 @@ def test_recoverable_faults_give_the_same_object(
     faulted = faulted_requests(sandbox)
     assert faulted, "the fault never fired, so this scenario proved nothing"
     assert s3_server.read(bucket, KEY) == baseline
-    hinted_pause = HINTED_PAUSE.get(name)
-    if hinted_pause is not None:  # every request of the extract waited for the hint
-        log = sandbox.request_log
-        for fault in (e for e in log if e.fault == "429"):
-            # Requests already in flight when the 429 came back land within a few ms.
-            held = [e for e in log if fault.time + 0.1 < e.time < fault.time + hinted_pause]
-            assert held == [], (fault, held)
-            assert any(e.time >= fault.time + hinted_pause for e in log)  # then it resumed
+    # That a usable Retry-After holds every request of the extract is shown on the fake
+    # clock (tests/test_client.py::test_retry_after_holds_every_request_of_the_client),
+    # not by wall-clock gaps on a shared machine.
     tries = task_tries(run)
     report(f"{name:<40} recovered: {len(faulted)} faulted requests retried, task tries={tries}")
 
