@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAG = ROOT / "example_dags" / "example_conpeek_daily_extract.py"
 DAG_ID = "example_conpeek_daily_extract"
 START_DATE_IN_EXAMPLE = 'start_date=pendulum.datetime(2026, 1, 1, tz="UTC")'
+POKE_INTERVAL_IN_EXAMPLE = "poke_interval=600,"
 KEY = "conpeek/voice_campaign_request_summary/{day}.jsonl.gz"
 SENSOR_CLASS = "VoiceCampaignSummarySensor"
 OPERATOR_CLASS = "VoiceCampaignSummaryToS3Operator"
@@ -59,14 +60,17 @@ def window_filters(day: pendulum.DateTime) -> list[dict[str, Any]]:
 
 
 def dag_source(days: list[pendulum.DateTime]) -> str:
-    """The example DAG, scheduled from ``days[0]`` to ``days[-1]`` (one run per day).
+    """The example DAG, scheduled from ``days[0]`` to ``days[-1]`` (one run per day), its
+    sensor polling every 5 s instead of 600 s.
 
     ``end_date`` keeps a run test started just before midnight UTC from growing a fourth run.
     """
     source = EXAMPLE_DAG.read_text()
-    assert source.count(START_DATE_IN_EXAMPLE) == 1, (
-        f"{EXAMPLE_DAG.name} no longer has {START_DATE_IN_EXAMPLE!r}; update this test"
-    )
+    for expected in (START_DATE_IN_EXAMPLE, POKE_INTERVAL_IN_EXAMPLE):
+        assert source.count(expected) == 1, (
+            f"{EXAMPLE_DAG.name} no longer has {expected!r}; update this test"
+        )
+    source = source.replace(POKE_INTERVAL_IN_EXAMPLE, "poke_interval=5,")
     first, last = days[0], days[-1]
     return source.replace(
         START_DATE_IN_EXAMPLE,

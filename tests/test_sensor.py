@@ -333,6 +333,7 @@ def test_deferrable_defers_with_the_rendered_window(sb: SandboxServer) -> None:
         "filters": [*WINDOW_FILTERS, {"property": "project_id_list", "value": [7]}],
         "min_records": 3,
         "poll_interval": 7.5,
+        "first_poll_after": 7.5,  # it has just poked
     }
     json.dumps(kwargs)  # JSON-safe
     (call,) = api_requests(sb)  # the one immediate poke

@@ -86,6 +86,7 @@ def test_serialize_round_trips() -> None:
         "filters": [*WINDOW, {"property": "project_id_list", "value": [7, 9]}],
         "min_records": 25,
         "poll_interval": 120.0,
+        "first_poll_after": 0.0,
     }
     again = VoiceCampaignSummaryTrigger(**json.loads(json.dumps(kwargs)))  # JSON-safe
     assert again.serialize() == (classpath, kwargs)
@@ -111,10 +112,31 @@ def test_defaults() -> None:
         "filters": None,
         "min_records": 1,
         "poll_interval": 60.0,
+        "first_poll_after": 0.0,
     }
 
 
 # -- run() -----------------------------------------------------------------------------------
+
+
+def test_first_poll_waits_first_poll_after(sb: SandboxServer) -> None:
+    """The sensor has just poked: the trigger's first request comes only after the delay."""
+    sb.add_records([record("2026-02-01 10:30:00")])
+
+    async def scenario() -> None:
+        task = asyncio.create_task(anext(trigger(first_poll_after=3600).run()))
+        for _ in range(20):  # let the trigger run as far as it will
+            await asyncio.sleep(0.01)
+        assert not task.done()
+        assert api_requests(sb) == []  # still waiting: no request yet
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    event = asyncio.run(first_event(trigger(first_poll_after=0.01)))
+    assert event.payload["status"] == "success"
+    assert len(api_requests(sb)) == 1
 
 
 def test_success_immediately(sb: SandboxServer) -> None:

@@ -144,6 +144,10 @@ class VoiceCampaignSummarySensor(WindowArguments, BaseSensorOperator):
                 filters=[dict(item) for item in filters],
                 min_records=self.min_records,
                 poll_interval=self.poke_interval,
+                # This poke found nothing: polling again at once would only repeat it. (An
+                # immediate fire also meets an Airflow race, apache/airflow#72716, where
+                # the resumed try is failed by the stale "success" of the deferring one.)
+                first_poll_after=self.poke_interval,
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout),

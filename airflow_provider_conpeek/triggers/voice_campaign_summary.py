@@ -55,6 +55,8 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
     :param filters: rendered filters in the API's dict form (window filters included).
     :param min_records: how many matching records are enough (positive integer).
     :param poll_interval: seconds between polls.
+    :param first_poll_after: seconds to wait before the first poll (the sensor passes its
+        ``poke_interval``: it has just poked, so an immediate poll would repeat it).
 
     Example::
 
@@ -76,12 +78,14 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
         filters: list[dict[str, Any]] | None = None,
         min_records: int = 1,
         poll_interval: float = 60.0,
+        first_poll_after: float = 0.0,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.conpeek_conn_id = conpeek_conn_id
         self.filters = filters
         self.min_records = min_records
         self.poll_interval = poll_interval
+        self.first_poll_after = first_poll_after
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Classpath and JSON-safe kwargs; ``cls(**kwargs)`` serialises identically."""
@@ -92,6 +96,7 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
                 "filters": self.filters,
                 "min_records": self.min_records,
                 "poll_interval": self.poll_interval,
+                "first_poll_after": self.first_poll_after,
             },
         )
 
@@ -107,6 +112,8 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
         client: ConpeekClient | None = None
         polls = 0
         try:
+            if self.first_poll_after > 0:
+                await asyncio.sleep(self.first_poll_after)
             while True:
                 polls += 1
                 try:
