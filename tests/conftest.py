@@ -9,6 +9,7 @@ conftest import, before any test module imports Airflow.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,6 +83,30 @@ def airflow_connections(
     monkeypatch.setenv("AIRFLOW_CONN_CONPEEK_DEFAULT", conpeek_sandbox.airflow_connection_json())
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", s3_server.connection_json())
     return conpeek_sandbox
+
+
+@pytest.fixture
+def connect_hook(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``connect_hook(server, conn_id, *, extra, host, password, **hook_kwargs)``: point the
+    Airflow connection ``conn_id`` (an env var) at ``server``, with changes, and return a
+    ``ConpeekHook`` on it."""
+    from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
+
+    def make(
+        server: Any,
+        conn_id: str = "conpeek_default",
+        *,
+        extra: dict[str, Any] | None = None,
+        host: str | None = None,
+        password: str | None = None,
+        **hook_kwargs: Any,
+    ) -> ConpeekHook:
+        conn = server.airflow_connection_dict(**(extra or {}))
+        conn.update({k: v for k, v in (("host", host), ("password", password)) if v is not None})
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
+        return ConpeekHook(conpeek_conn_id=conn_id, **hook_kwargs)
+
+    return make
 
 
 _REPORT: list[str] = []

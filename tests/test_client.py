@@ -55,29 +55,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def connect(
-    monkeypatch: pytest.MonkeyPatch, clock: FakeClock
-) -> Iterator[Callable[..., ConpeekClient]]:
+def connect(connect_hook: Any, clock: FakeClock) -> Iterator[Callable[..., ConpeekClient]]:
     """Point connection ``conn_id`` at ``server``; a client on its settings, fake clock."""
     clients: list[ConpeekClient] = []
 
-    def make(
-        server: SandboxServer,
-        conn_id: str = "conpeek_default",
-        *,
-        extra: dict[str, Any] | None = None,
-        host: str | None = None,
-        password: str | None = None,
-        **hook_kwargs: Any,
-    ) -> ConpeekClient:
-        conn = server.airflow_connection_dict(**(extra or {}))
-        if host is not None:
-            conn["host"] = host
-        if password is not None:
-            conn["password"] = password
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        settings = ConpeekHook(conpeek_conn_id=conn_id, **hook_kwargs).settings
-        client = ConpeekClient(settings, clock=clock)
+    def make(*args: Any, **kwargs: Any) -> ConpeekClient:
+        client = ConpeekClient(connect_hook(*args, **kwargs).settings, clock=clock)
         clients.append(client)
         return client
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -21,27 +19,8 @@ KEY = "sk-LEAK-7f3a9c1e5b2d"
 
 
 @pytest.fixture
-def connect(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ConpeekHook]:
-    """Point connection ``conn_id`` at ``server`` and return a hook using it."""
-
-    def make(
-        server: SandboxServer,
-        conn_id: str = "conpeek_default",
-        *,
-        extra: dict[str, Any] | None = None,
-        host: str | None = None,
-        password: str | None = None,
-        **hook_kwargs: Any,
-    ) -> ConpeekHook:
-        conn = server.airflow_connection_dict(**(extra or {}))
-        if host is not None:
-            conn["host"] = host
-        if password is not None:
-            conn["password"] = password
-        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(conn))
-        return ConpeekHook(conpeek_conn_id=conn_id, **hook_kwargs)
-
-    return make
+def connect(connect_hook: Callable[..., ConpeekHook]) -> Callable[..., ConpeekHook]:
+    return connect_hook
 
 
 def api_log(server: SandboxServer) -> list[RequestLogEntry]:

@@ -58,6 +58,8 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
     :param first_poll_after: seconds to wait before the first poll (the sensor passes its
         ``poke_interval``: it has just poked, so an immediate poll would repeat it).
 
+    .. seealso:: :doc:`/sensor`
+
     Example::
 
         VoiceCampaignSummaryTrigger(
