@@ -1,8 +1,9 @@
 """Airflow names whose import path differs between the supported versions, in one place.
 
-Airflow 3.0's Task SDK did not yet export ``BaseHook``, ``conf`` or the task exceptions;
-later versions do (and the old paths may go away). Without Airflow at all, the exceptions
-are plain ones, so :mod:`airflow_provider_conpeek.client` works on its own.
+Airflow 3.x exports the authoring names from ``airflow.sdk``, but 3.0 lacks ``BaseHook``,
+``conf`` and the task exceptions there and 3.1 lacks ``conf`` and ``AirflowFailException``;
+Airflow 2.11 has no ``airflow.sdk`` at all. Without Airflow at all, the exceptions are plain
+ones, so :mod:`airflow_provider_conpeek.client` works on its own.
 """
 
 from __future__ import annotations
@@ -34,17 +35,44 @@ except ImportError:  # pragma: no cover - Airflow 3.0, or no Airflow
 
 try:
     from airflow.sdk import BaseHook, conf
-except ImportError:  # pragma: no cover - Airflow 3.0, or no Airflow
+except ImportError:  # pragma: no cover - Airflow 2.11-3.1, or no Airflow
     try:
         from airflow.configuration import conf  # type: ignore[assignment,no-redef]
         from airflow.hooks.base import BaseHook  # type: ignore[assignment,no-redef,attr-defined]
     except ImportError:  # no Airflow: only the plain client is usable
         pass
 
+try:
+    from airflow.sdk import BaseOperator, BaseSensorOperator
+except ImportError:  # pragma: no cover - Airflow 2.11, or no Airflow
+    try:
+        from airflow.models import BaseOperator  # type: ignore[assignment,no-redef]
+        from airflow.sensors.base import BaseSensorOperator  # type: ignore[assignment,no-redef]
+    except ImportError:  # no Airflow: only the plain client is usable
+        pass
+
+
+def mask_secret(secret: str) -> None:
+    """Register ``secret`` with Airflow's secrets masker, so logs print *** instead."""
+    try:
+        from airflow.sdk.log import mask_secret as mask
+    except ImportError:  # pragma: no cover - Airflow 2.11, or no Airflow
+        try:
+            from airflow.utils.log.secrets_masker import (  # type: ignore[no-redef]
+                mask_secret as mask,
+            )
+        except ImportError:
+            return
+    mask(secret)
+
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
     "AirflowSkipException",
     "BaseHook",
+    "BaseOperator",
+    "BaseSensorOperator",
     "conf",
+    "mask_secret",
 ]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_conpeek._compat import mask_secret
 from airflow_provider_conpeek.client.responses import redact
 from airflow_provider_conpeek.client.retry import RetryPolicy
 from airflow_provider_conpeek.client.settings import ConpeekSettings
@@ -62,8 +63,8 @@ def _api_key(conn_id: str, password: str | None) -> str:
     """The key from the password field, stripped and registered with the secrets masker."""
     raw_key = password or ""
     api_key = raw_key.strip()  # a key pasted or read from a file often ends with a newline
-    _mask_secret(raw_key)
-    _mask_secret(api_key)
+    mask_secret(raw_key)
+    mask_secret(api_key)
     if not api_key:
         raise ConpeekConfigError(
             f"Connection {conn_id!r} has no API key. Put the key in the "
@@ -77,15 +78,6 @@ def _api_key(conn_id: str, password: str | None) -> str:
             "not repeat it)."
         )
     return api_key
-
-
-def _mask_secret(secret: str) -> None:
-    """Register the key with Airflow's secrets masker, so logs print *** instead."""
-    try:
-        from airflow.sdk.log import mask_secret
-    except ImportError:  # pragma: no cover - older task SDKs
-        return
-    mask_secret(secret)
 
 
 def _read_extra(conn_id: str, raw: str | None) -> dict[str, Any]:
@@ -160,7 +152,7 @@ def _mask_url_password(url: str) -> None:
     except ValueError:
         return
     if password:
-        _mask_secret(password)
+        mask_secret(password)
 
 
 def _base_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:

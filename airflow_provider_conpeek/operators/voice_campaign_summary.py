@@ -11,8 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_provider_conpeek._compat import BaseOperator
 from airflow_provider_conpeek.client.paging import DEFAULT_CONCURRENCY, validate_paging_args
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 from airflow_provider_conpeek.exceptions import ConpeekConfigError

@@ -12,9 +12,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseSensorOperator
-
-from airflow_provider_conpeek._compat import AirflowException, AirflowFailException, conf
+from airflow_provider_conpeek._compat import (
+    AirflowException,
+    AirflowFailException,
+    BaseSensorOperator,
+    conf,
+)
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 from airflow_provider_conpeek.window import WINDOW_TEMPLATE_FIELDS, WindowArguments
 
