@@ -11,7 +11,7 @@ BIN        := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv lint typecheck pytest test demo bench docs browser-deps clean
+.PHONY: venv lint typecheck pytest test test-airflow demo bench docs browser-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -36,6 +36,13 @@ pytest: venv browser-deps
 
 test: lint typecheck pytest docs
 
+# The suite on another Airflow, in a venv built once from its pinned set (ci/requirements):
+#   make test-airflow AIRFLOW=3.2          make test-airflow AIRFLOW=3.3 PY=3.13
+AIRFLOW ?= 3.3
+PY      ?= 3.11
+test-airflow: $(UV) browser-deps
+	ci/test-airflow.sh $(AIRFLOW) $(PY)
+
 demo: venv
 	$(BIN)/python dev/demo.py
 
@@ -56,4 +63,4 @@ browser-deps:
 	else echo "The browser test needs Debian's Chromium: run 'sudo apt-get install chromium', then make test again." >&2; exit 1; fi
 
 clean:
-	rm -rf $(VENV) $(TOOLS) docs/_build
+	rm -rf $(VENV) $(TOOLS) .venvs docs/_build
