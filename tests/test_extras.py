@@ -143,7 +143,8 @@ class _FormData(dict[str, str]):
 
 
 def test_wtforms_fields_check_like_read_settings() -> None:
-    wtforms = pytest.importorskip("wtforms")
+    import wtforms  # a dev dependency: this test always runs
+
     widgets = connection_form_widgets()
     assert list(widgets) == list(EXTRA_FIELDS)
     form_class = type("ConpeekForm", (wtforms.Form,), dict(widgets))
