@@ -8,6 +8,8 @@ ones, so :mod:`airflow_provider_conpeek.client` works on its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 try:
     from airflow.sdk.exceptions import (
         AirflowException,
@@ -66,6 +68,33 @@ def mask_secret(secret: str) -> None:
     mask(secret)
 
 
+async def aget_connection(hook: type[Any], conn_id: str) -> Any:
+    """Read an Airflow connection from a coroutine, safely in every supported triggerer.
+
+    Airflow 3.3.2+ (``Connection.aextra_dejson`` exists) reads and masks asynchronously:
+    ``hook.aget_connection``. Before that, ``aget_connection`` (3.1+) masks the secrets with
+    a synchronous call to the supervisor, and before 3.2 the triggerer's channel to its
+    supervisor breaks when a plain worker thread (``asyncio.to_thread``) uses it ("Response
+    read out of order!", then the triggerer dies). So there the synchronous
+    ``get_connection`` runs under asgiref's ``sync_to_async``, whose thread hands each
+    supervisor call back to this event loop. Airflow 2.11 reads the database: any thread is
+    safe, and ``sync_to_async`` keeps it off the loop.
+    """
+    if _masks_asynchronously():
+        return await hook.aget_connection(conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(hook.get_connection)(conn_id)
+
+
+def _masks_asynchronously() -> bool:
+    try:
+        from airflow.sdk import Connection
+    except ImportError:  # pragma: no cover - Airflow 2.11
+        return False
+    return hasattr(Connection, "aextra_dejson")
+
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",
@@ -73,6 +102,7 @@ __all__ = [
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",
+    "aget_connection",
     "conf",
     "mask_secret",
 ]

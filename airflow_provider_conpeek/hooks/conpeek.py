@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-from airflow_provider_conpeek._compat import BaseHook
+from airflow_provider_conpeek._compat import BaseHook, aget_connection
 from airflow_provider_conpeek.client import ConpeekClient, ConpeekSettings
 from airflow_provider_conpeek.client.responses import redact
 from airflow_provider_conpeek.connection import (
@@ -87,6 +87,24 @@ class ConpeekHook(BaseHook):
 
     def get_conn(self) -> ConpeekClient:
         """A new client on this connection's settings; close it when done (``with``)."""
+        return ConpeekClient(self.settings)
+
+    async def aget_conn(self) -> ConpeekClient:
+        """:meth:`get_conn` for a coroutine (the trigger), safe in every Airflow's triggerer.
+
+        The connection is read with Airflow's async access where it is safe
+        (:func:`~airflow_provider_conpeek._compat.aget_connection`), and validated (the key
+        registered with the secrets masker, a synchronous Airflow call) under asgiref's
+        ``sync_to_async``, never from a plain worker thread. The client itself is plain.
+        """
+        if "settings" not in self.__dict__:
+            from asgiref.sync import sync_to_async
+
+            conn = await aget_connection(type(self), self.conpeek_conn_id)
+            settings = await sync_to_async(read_settings)(
+                self.conpeek_conn_id, conn, self._overrides
+            )
+            self.__dict__["settings"] = settings
         return ConpeekClient(self.settings)
 
     def test_connection(self) -> tuple[bool, str]:

@@ -3,15 +3,13 @@
 Used by :class:`~airflow_provider_conpeek.sensors.voice_campaign_summary.VoiceCampaignSummarySensor`
 with ``deferrable=True``. Each poll is one ``limit=1`` request
 (:meth:`~airflow_provider_conpeek.client.ConpeekClient.has_at_least`), run in a worker
-thread so the triggerer's event loop never blocks: neither on the HTTP request, nor on the
-client's retry back-off, nor on reading the connection.
+thread so the triggerer's event loop never blocks on the HTTP request or on the client's
+retry back-off. The plain client makes no Airflow call there.
 
-Reading the connection from a worker thread is deliberate. In Airflow 3 the synchronous
-``BaseHook.get_connection`` asks the triggerer's supervisor over its comms channel; called
-from a thread other than the event loop's, it hands the request to the loop
-(``run_coroutine_threadsafe``) and waits for the answer, which works in a real triggerer and
-in ``dag.test()`` (in-process comms) alike. Called on the event-loop thread itself it would
-need greenback or ``aget_connection``.
+The connection is read once, with :meth:`ConpeekHook.aget_conn
+<airflow_provider_conpeek.hooks.conpeek.ConpeekHook.aget_conn>`: never the synchronous
+``get_connection`` from a plain worker thread, which before Airflow 3.2 corrupts the
+triggerer's channel to its supervisor and kills the triggerer.
 """
 
 from __future__ import annotations
@@ -120,7 +118,7 @@ class VoiceCampaignSummaryTrigger(BaseTrigger):
                 polls += 1
                 try:
                     if client is None:
-                        client = await asyncio.to_thread(hook.get_conn)
+                        client = await hook.aget_conn()
                     found = await asyncio.to_thread(
                         client.has_at_least, self.filters, self.min_records, cancel=cancel
                     )
