@@ -14,13 +14,15 @@ try:
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
+        AirflowSensorTimeout,
         AirflowSkipException,
     )
-except ImportError:  # pragma: no cover - Airflow 3.0, or no Airflow
+except ImportError:  # pragma: no cover - Airflow 2.11-3.1, or no Airflow
     try:
         from airflow.exceptions import (  # type: ignore[assignment,no-redef,attr-defined]
             AirflowException,
             AirflowFailException,
+            AirflowSensorTimeout,
             AirflowSkipException,
         )
     except ImportError:  # no Airflow: the plain client
@@ -33,6 +35,9 @@ except ImportError:  # pragma: no cover - Airflow 3.0, or no Airflow
 
         class AirflowSkipException(AirflowException):  # type: ignore[no-redef]
             """A skip."""
+
+        class AirflowSensorTimeout(AirflowException):  # type: ignore[no-redef]
+            """A sensor that waited too long."""
 
 
 try:
@@ -98,6 +103,7 @@ def _masks_asynchronously() -> bool:
 __all__ = [
     "AirflowException",
     "AirflowFailException",
+    "AirflowSensorTimeout",
     "AirflowSkipException",
     "BaseHook",
     "BaseOperator",

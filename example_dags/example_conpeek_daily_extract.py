@@ -16,13 +16,17 @@ from __future__ import annotations
 import os
 
 import pendulum
-from airflow.sdk import DAG
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_provider_conpeek.operators.voice_campaign_summary import (
     VoiceCampaignSummaryToS3Operator,
 )
 from airflow_provider_conpeek.sensors.voice_campaign_summary import VoiceCampaignSummarySensor
+
+try:
+    from airflow.sdk import DAG
+except ImportError:  # Airflow 2.11
+    from airflow import DAG
 
 S3_BUCKET = os.environ.get("CONPEEK_S3_BUCKET", "my-data-lake")
 

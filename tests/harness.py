@@ -5,8 +5,10 @@
 * :class:`AirflowHome`: a throw-away ``AIRFLOW_HOME`` with its own SQLite database, DAGs
   folder and the environment every ``airflow`` command started from it shares;
   :meth:`~AirflowHome.migrate`, :meth:`~AirflowHome.start` (``scheduler``, ...),
-  :meth:`~AirflowHome.start_api_server`, :meth:`~AirflowHome.stop_all`. Its processes are
-  ``processes.Process`` objects (see ``processes.py``).
+  :meth:`~AirflowHome.start_server` (the installed Airflow's HTTP server: ``api-server`` on
+  3.x, ``webserver`` on 2.11, see ``airflow_servers.py``), :meth:`~AirflowHome.api` (its
+  REST API), :meth:`~AirflowHome.stop_all`. Its processes are ``processes.Process`` objects
+  (see ``processes.py``).
 
 The dev scripts import this module by putting ``tests/`` on ``sys.path``.
 """
@@ -28,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from airflow_servers import AirflowServer, airflow_server
 from processes import Process, free_port, wait_for
 
 AIRFLOW = [sys.executable, "-m", "airflow"]
@@ -38,9 +41,6 @@ FAKE_AWS = {  # moto accepts any credentials; these keep boto3 away from real on
     "AWS_DEFAULT_REGION": REGION,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-SIMPLE_AUTH_MANAGER = (
-    "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-)
 
 
 class S3Server:
@@ -111,14 +111,16 @@ class AirflowHome:
     ``AIRFLOW_CONN_*``, plus the home's settings, fake AWS credentials and ``extra_env``.
     Under ``base`` (pytest's ``tmp_path``) the home is kept after :meth:`close`, for a look
     at its logs; with no ``base`` it is made in the system temp dir and removed.
-    ``dags`` is the DAGs folder (default: an empty ``dags/`` in the home).
+    ``dags`` is the DAGs folder (default: an empty ``dags/`` in the home). With
+    ``scheduler``, ``env`` also has the settings of the processes running DAGs (executor,
+    DAG parsing: ``server.scheduler_env()``), before ``extra_env``.
 
     Example::
 
-        with AirflowHome(tmp_path, {"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}) as home:
+        with AirflowHome(tmp_path, scheduler=True) as home:
             home.migrate()
-            home.start_api_server()
-            home.start("scheduler", "scheduler")
+            home.start_server()
+            home.start_scheduler()
             ...
     """
 
@@ -128,6 +130,7 @@ class AirflowHome:
         extra_env: Mapping[str, str] | None = None,
         *,
         dags: Path | None = None,
+        scheduler: bool = False,
     ) -> None:
         self.path = Path(tempfile.mkdtemp(prefix="conpeek-airflow-home-", dir=base))
         self._remove_on_close = base is None
@@ -136,6 +139,7 @@ class AirflowHome:
         self.dags = dags or self.path / "dags"
         self.dags.mkdir(exist_ok=True)
         self.api_port = free_port()
+        self.server: AirflowServer = airflow_server(self.api_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
         env.update(FAKE_AWS)
         env.update(
@@ -146,22 +150,15 @@ class AirflowHome:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",  # not the 300 s default
-                # For the API server and the processes that talk to it.
-                "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
-                "AIRFLOW__API__BASE_URL": self.api_url,
-                # Shared by every process: tokens the scheduler signs for task workers must
-                # verify in the API server.
-                "AIRFLOW__API_AUTH__JWT_SECRET": "conpeek-test-jwt-secret-" + "x" * 48,
-                "AIRFLOW__API__SECRET_KEY": "conpeek-test-secret-key",
-                "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
                 "NO_PROXY": "*",
                 "no_proxy": "*",
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(self.server.env())  # for the server and the processes that talk to it
+        if scheduler:
+            env.update(self.server.scheduler_env())
         env.update(extra_env or {})
         self.env = env
         self.processes: list[Process] = []
@@ -210,30 +207,40 @@ class AirflowHome:
         self.processes.append(process)
         return process
 
-    def start_api_server(self, timeout: float = 90) -> Process:
-        """``airflow api-server`` on 127.0.0.1, returned once its health check answers."""
-        api = self.start(
-            "api-server", "api-server", "--host", "127.0.0.1", "--port", str(self.api_port)
-        )
-        wait_for("the API server's health check", self._healthy, timeout, alive=api.check_alive)
-        return api
+    def start_server(self, timeout: float = 180) -> Process:
+        """The HTTP server (UI and REST API) on 127.0.0.1, returned once its health check
+        answers: ``airflow api-server`` (3.x) or ``airflow webserver`` (2.11)."""
+        self.server.prepare(self.run)
+        process = self.start(self.server.command, *self.server.args())
+        wait_for("the server's health check", self._healthy, timeout, alive=process.check_alive)
+        return process
+
+    def start_scheduler(self) -> list[Process]:
+        """Every process running the DAGs besides the server: the scheduler, the triggerer
+        and (3.x) the DAG processor (make the home with ``scheduler=True``)."""
+        return [self.start(name, name) for name in self.server.scheduler_components]
 
     def _healthy(self) -> bool:
         try:
-            url = f"{self.api_url}/api/v2/monitor/health"  # http://127.0.0.1 only
+            url = f"{self.api_url}{self.server.health_path}"  # http://127.0.0.1 only
             with urllib.request.urlopen(url, timeout=5):  # noqa: S310
                 return True
         except (urllib.error.URLError, OSError):
             return False
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        """A JSON call to the REST API (the simple auth manager lets every caller in)."""
+        """A JSON call to the REST API; ``path`` is under its root (``/api/v2`` on 3.x,
+        ``/api/v1`` on 2.11), e.g. ``/dags/my_dag``. Authenticated as an admin."""
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
-            f"{self.api_url}{path}",
+            f"{self.api_url}{self.server.rest_api}{path}",
             data=data,
             method=method,
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                **self.server.auth_headers(),
+            },
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"null")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow_compat import dag_bag, run_dag_test
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DAG_ID = "example_conpeek_daily_extract"
@@ -17,9 +18,7 @@ DAYS = [pendulum.datetime(2026, 1, d, tz="UTC") for d in (1, 2, 3)]
 
 
 def load_dagbag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(EXAMPLE_DAGS))
+    return dag_bag(EXAMPLE_DAGS)
 
 
 def test_example_dags_load_without_errors() -> None:
@@ -33,7 +32,7 @@ def test_example_dags_load_without_errors() -> None:
 def run_day(day: pendulum.DateTime) -> Any:
     dag = load_dagbag().get_dag(DAG_ID)
     # CronDataIntervalTimetable: the run at logical date D+1 covers [D, D+1).
-    return dag.test(logical_date=day.add(days=1))
+    return run_dag_test(dag, day.add(days=1))
 
 
 @pytest.mark.e2e

@@ -14,6 +14,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow_compat import load_dag, run_dag_test
 from faultproxy import UploadCuttingProxy
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
@@ -28,11 +29,8 @@ FAST_RETRIES = {"read_timeout": 1, "max_retries": 6, "max_retry_wait": 2}
 
 
 def run_day(monkeypatch: pytest.MonkeyPatch, bucket: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
     monkeypatch.setenv("CONPEEK_S3_BUCKET", bucket)
-    dag = DagBag(dag_folder=str(EXAMPLE_DAGS)).get_dag(DAG_ID)
-    return dag.test(logical_date=DAY.add(days=1))
+    return run_dag_test(load_dag(EXAMPLE_DAGS, DAG_ID), DAY.add(days=1))
 
 
 def task_tries(run: Any) -> int:

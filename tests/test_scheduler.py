@@ -1,10 +1,13 @@
-"""The example DAG scheduled by a real Airflow: scheduler, DAG processor, triggerer, API server.
+"""The example DAG scheduled by a real Airflow: scheduler, triggerer, the HTTP server, and on
+Airflow 3 the DAG processor.
 
 Nothing here calls ``dag.test()``: the scheduler creates the runs from the timetable
-(catchup), the LocalExecutor runs the tasks in Task SDK workers that talk to the API
-server's execution API, and the deferred sensor waits in the triggerer. All on loopback,
-with a fresh AIRFLOW_HOME and SQLite (Airflow 3.3 accepts SQLite with the LocalExecutor),
-connections passed as ``AIRFLOW_CONN_*`` env vars to every process.
+(catchup), the executor runs the tasks (Airflow 3: LocalExecutor, Task SDK workers talking
+to the API server's execution API; Airflow 2.11: SequentialExecutor, the only one it runs on
+SQLite, ``airflow tasks run``), and the deferred sensor waits in the triggerer. All on
+loopback, with a fresh AIRFLOW_HOME and SQLite, connections passed as ``AIRFLOW_CONN_*`` env
+vars to every process. What differs between the versions (server, REST API, executor) is in
+``airflow_servers.py``; the log formats are read below.
 
 The example DAG starts on 2026-01-01 with catchup; the test copies it into its own DAGs
 folder with the start date moved to three days before today (UTC), so the scheduler makes
@@ -19,8 +22,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 import urllib.error
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,7 @@ from processes import free_port, wait_for
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 
-pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAG = ROOT / "example_dags" / "example_conpeek_daily_extract.py"
@@ -42,7 +47,7 @@ POKE_INTERVAL_IN_EXAMPLE = "poke_interval=600,"
 KEY = "conpeek/voice_campaign_request_summary/{day}.jsonl.gz"
 SENSOR_CLASS = "VoiceCampaignSummarySensor"
 OPERATOR_CLASS = "VoiceCampaignSummaryToS3Operator"
-RUNS_TIMEOUT = 180.0
+RUNS_TIMEOUT = 600.0  # Airflow 2.11 runs one task at a time, each a fresh process
 BAD_STATES = {"failed", "up_for_retry", "upstream_failed", "removed"}
 
 
@@ -94,24 +99,18 @@ def airflow(
             "AIRFLOW_CONN_CONPEEK_DEFAULT": sandbox.airflow_connection_json(),
             "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
             "CONPEEK_S3_BUCKET": s3_bucket,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
-            "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         }
-        with AirflowHome(tmp_path, env) as home:
+        with AirflowHome(tmp_path, env, scheduler=True) as home:
             (home.dags / EXAMPLE_DAG.name).write_text(dag_source(days))
             home.migrate()
-            home.start_api_server()
-            home.start("dag-processor", "dag-processor")
-            home.start("scheduler", "scheduler")
-            home.start("triggerer", "triggerer")
+            home.start_server()
+            home.start_scheduler()
             yield home, sandbox, days
     finally:
         sandbox.stop()
@@ -141,17 +140,17 @@ def test_three_scheduled_runs_defer_and_extract(
     def fail(message: str) -> None:
         pytest.fail(f"{message}\n{home.logs_tail()}")
 
-    # The DAG processor parses the copied example DAG into the metadata DB.
+    # The DAG processor (Airflow 2.11: the scheduler) parses the copied example DAG.
     def dag_parsed() -> Any:
-        errors = _get(home, "/api/v2/importErrors") or {}
+        errors = _get(home, "/importErrors") or {}
         if errors.get("import_errors"):
             fail(f"DAG import errors: {errors['import_errors']}")
-        return _get(home, f"/api/v2/dags/{DAG_ID}")
+        return _get(home, f"/dags/{DAG_ID}")
 
-    dag = wait_for("the DAG to be parsed", dag_parsed, 90, alive=home.check_alive)
+    dag = wait_for("the DAG to be parsed", dag_parsed, 240, alive=home.check_alive)
     timings["parsed"] = time.monotonic() - started
     assert dag["is_paused"] is True
-    tasks = {t["task_id"]: t for t in home.api("GET", f"/api/v2/dags/{DAG_ID}/tasks")["tasks"]}
+    tasks = {t["task_id"]: t for t in home.api("GET", f"/dags/{DAG_ID}/tasks")["tasks"]}
     by_class = {t["class_ref"]["class_name"]: task_id for task_id, t in tasks.items()}
     assert OPERATOR_CLASS in by_class, tasks.keys()
     assert SENSOR_CLASS in by_class, f"the example DAG has no {SENSOR_CLASS}: {list(tasks)}"
@@ -167,8 +166,8 @@ def test_three_scheduled_runs_defer_and_extract(
 
     def three_successful_runs() -> list[dict[str, Any]] | None:
         try:
-            runs = home.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
-            tis = home.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/~/taskInstances?limit=100")
+            runs = home.api("GET", f"/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+            tis = home.api("GET", f"/dags/{DAG_ID}/dagRuns/~/taskInstances?limit=100")
         except (urllib.error.URLError, OSError):  # e.g. SQLite busy under load: ask again
             return None
         for ti in tis["task_instances"]:
@@ -207,9 +206,7 @@ def test_three_scheduled_runs_defer_and_extract(
 
     # Templating under the scheduler: the rendered key of each run is its own day.
     for run in runs:
-        ti = home.api(
-            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/{extract_id}"
-        )
+        ti = _task_instance(home, run["dag_run_id"], extract_id)
         day = pendulum.parse(run["data_interval_start"]).to_date_string()
         assert ti["rendered_fields"]["s3_key"] == KEY.format(day=day), ti["rendered_fields"]
         assert ti["rendered_fields"]["s3_bucket"] == s3_bucket
@@ -225,9 +222,7 @@ def test_three_scheduled_runs_defer_and_extract(
         assert [e.status for e in polls] == [200, 200]
         assert polls[1].headers["Authorization"] == sandbox.api_key
     for run in runs:
-        ti = home.api(
-            "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/{sensor_id}"
-        )
+        ti = _task_instance(home, run["dag_run_id"], sensor_id)
         assert ti["state"] == "success"
         assert ti["try_number"] == 1, ti  # resumed after the deferral, not retried
         events, trigger_logs = _sensor_logs(home, run["dag_run_id"], sensor_id)
@@ -237,7 +232,7 @@ def test_three_scheduled_runs_defer_and_extract(
         assert any("Exiting" in e for e in events[paused[0] :]), events
         # The trigger ran in the triggerer, which writes <attempt>.log.trigger.<job id>.log.
         assert len(trigger_logs) == 1, trigger_logs
-        fired = [e for e in trigger_logs[0] if e.get("event") == "Trigger fired event"]
+        fired = [e for e in trigger_logs[0] if e["event"] == TRIGGER_FIRED]
         assert len(fired) == 1, trigger_logs
         assert "'status': 'success'" in fired[0]["result"], fired
     deferred_seen = [k for k, states in seen.items() if "deferred" in states]
@@ -256,16 +251,48 @@ def _window_start(entry: Any) -> str | None:
     return None
 
 
+def _task_instance(home: AirflowHome, run_id: str, task_id: str) -> Any:
+    run = urllib.parse.quote(run_id, safe="")
+    return home.api("GET", f"/dags/{DAG_ID}/dagRuns/{run}/taskInstances/{task_id}")
+
+
 def _sensor_logs(
     home: AirflowHome, run_id: str, task_id: str
 ) -> tuple[list[str], list[list[dict[str, Any]]]]:
-    """The events of the task's first try (worker side) and of each trigger log file."""
+    """The messages of the task's first try (worker side) and the records of each trigger
+    log file."""
     base = home.path / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
-    task_events = [e.get("event", "") for e in _json_lines(base / "attempt=1.log")]
-    triggers = [_json_lines(path) for path in sorted(base.glob("attempt=1.log.trigger.*.log"))]
+    task_events = [e["event"] for e in _log_records(base / "attempt=1.log")]
+    triggers = [_log_records(path) for path in sorted(base.glob("attempt=1.log.trigger.*.log"))]
     return task_events, triggers
 
 
-def _json_lines(path: Path) -> list[dict[str, Any]]:
+# Airflow 2 writes task and trigger logs as text, "[<time>] {<file>:<line>} <LEVEL> - <message>",
+# a message's further lines (a traceback) following it as they are; Airflow 3 as JSON lines.
+TEXT_RECORD = re.compile(r"^\[[^\]]+\] \{[^}]*\} [A-Z]+ - (?P<message>.*)$")
+# Airflow 3's triggerer logs {"event": "Trigger fired event", "name": ..., "result": ...};
+# Airflow 2's "Trigger <name> fired: <result>".
+TRIGGER_FIRED = "Trigger fired event"
+TEXT_TRIGGER_FIRED = re.compile(r"^Trigger (?P<name>.+) fired: (?P<result>.*)$", re.DOTALL)
+
+
+def _log_records(path: Path) -> list[dict[str, Any]]:
+    """A task or trigger log file's records, each a dict with at least ``event`` (the
+    message): JSON lines as they are, text lines as ``{"event": message}``, and Airflow 2's
+    trigger-fired line as Airflow 3 writes it."""
     assert path.exists(), f"no log file {path}"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    records: list[dict[str, Any]] = []
+    text: dict[str, Any] | None = None  # the last text record: other lines continue it
+    for line in path.read_text().splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+            text = None
+        elif match := TEXT_RECORD.match(line):
+            text = {"event": match["message"]}
+            records.append(text)
+        elif text is not None:
+            text["event"] += "\n" + line
+    for record in records:
+        if fired := TEXT_TRIGGER_FIRED.match(record["event"]):
+            record.update(event=TRIGGER_FIRED, name=fired["name"], result=fired["result"])
+    return records

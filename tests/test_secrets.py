@@ -9,6 +9,7 @@ from typing import Any
 
 import pendulum
 import pytest
+from airflow_compat import load_dag, run_dag_test, xcom_model
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 
@@ -19,10 +20,8 @@ SECRET = "sk-live-CONPEEK-7f3a9c1e5b2d4068"
 
 
 def run_day(day: pendulum.DateTime) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(EXAMPLE_DAGS)).get_dag("example_conpeek_daily_extract")
-    return dag.test(logical_date=day.add(days=1))
+    dag = load_dag(EXAMPLE_DAGS, "example_conpeek_daily_extract")
+    return run_dag_test(dag, day.add(days=1))
 
 
 def test_key_only_in_the_authorization_header(
@@ -70,12 +69,11 @@ def test_key_only_in_the_authorization_header(
     assert searched > 0
 
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         rendered = session.query(RenderedTaskInstanceFields).filter_by(run_id=ok.run_id).all()
-        xcoms = session.query(XComModel).filter_by(run_id=ok.run_id).all()
+        xcoms = session.query(xcom_model()).filter_by(run_id=ok.run_id).all()
     assert rendered
     assert xcoms
     assert SECRET not in repr([r.rendered_fields for r in rendered])

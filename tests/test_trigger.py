@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from airflow.triggers.base import TriggerEvent
+from airflow_compat import deserialize, import_string, serialize
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 from airflow_provider_conpeek.triggers.voice_campaign_summary import (
@@ -93,9 +94,6 @@ def test_serialize_round_trips() -> None:
 
 
 def test_serialize_through_airflows_serde_and_classpath_import() -> None:
-    from airflow.sdk._shared.module_loading import import_string
-    from airflow.sdk.serde import deserialize, serialize
-
     classpath, kwargs = trigger(min_records=3).serialize()
     cls = import_string(classpath)
     assert cls is VoiceCampaignSummaryTrigger

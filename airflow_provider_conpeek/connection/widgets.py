@@ -3,8 +3,9 @@
 Airflow 3.2+ builds its form from the provider metadata (``conn-fields``) instead. Only the
 field classes Airflow accepts are used (``StringField``, ``IntegerField``,
 ``BooleanField``), so a ``number`` extra is a ``StringField`` checked by
-:class:`ExtraValidator`. Fields get only a label, validators, a description and a default:
-Airflow 3.0-3.1's API server builds them with stand-ins for wtforms that accept no more.
+:class:`ExtraValidator`. Fields get only a label, validators, a description, a default and
+(text fields, where Flask-AppBuilder is installed) FAB's ``BS3TextFieldWidget``: Airflow
+3.0-3.1's API server builds them with stand-ins for wtforms and FAB that accept no more.
 """
 
 from __future__ import annotations
@@ -50,11 +51,19 @@ def form_widgets(extras: Mapping[str, ExtraField]) -> dict[str, Any]:
         from wtforms.validators import NumberRange, Optional
     except ImportError:  # Airflow 3.2+: the form comes from the provider metadata
         return {}
+    text: dict[str, Any] = {}
+    try:  # Airflow 2.11's FAB form styles its inputs with these; 3.0-3.1 stand in for them
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+
+        text = {"widget": BS3TextFieldWidget()}
+    except ImportError:
+        pass
     widgets: dict[str, Any] = {}
     for name, extra in extras.items():
         default: Any = extra.default
+        kwargs = text
         if extra.kind == "boolean":
-            field_class, validators = BooleanField, []
+            field_class, validators, kwargs = BooleanField, [], {}
         elif extra.kind == "integer" and extra.exclusive_minimum is None:
             field_class = IntegerField
             validators = [Optional(), NumberRange(min=extra.minimum, max=extra.maximum)]
@@ -63,6 +72,10 @@ def form_widgets(extras: Mapping[str, ExtraField]) -> dict[str, Any]:
             validators = [Optional(), ExtraValidator(extra)]
             default = None if default is None else format_value(default)
         widgets[name] = field_class(
-            extra.label, validators=validators, description=extra.help_text, default=default
+            extra.label,
+            validators=validators,
+            description=extra.help_text,
+            default=default,
+            **kwargs,
         )
     return widgets

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_conpeek._compat import (
     AirflowException,
     AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
     BaseSensorOperator,
     conf,
 )
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_conpeek.filters import Filter
+
+DEFERRAL_TIMEOUT_ERRORS = frozenset({"Trigger timeout", "Trigger/execution timeout"})
+"""The ``error`` Airflow resumes a timed-out deferral with: 3.x's
+``TriggerFailureReason.TRIGGER_TIMEOUT`` (a ``str`` enum) and 2.11's scheduler message."""
 
 
 class VoiceCampaignSummarySensor(WindowArguments, BaseSensorOperator):
@@ -156,11 +162,31 @@ class VoiceCampaignSummarySensor(WindowArguments, BaseSensorOperator):
             timeout=timedelta(seconds=self.timeout),
         )
 
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """Airflow's, except that a deferral timeout is the same on every supported version.
+
+        It raises ``AirflowSensorTimeout`` (no task retry), or skips under ``soft_fail`` or
+        ``never_fail``, as Airflow 3.1+ does. Airflow 2.11 would raise a plain, retried
+        ``TaskDeferralError``, and 3.0 ignores ``soft_fail`` there.
+        """
+        error = (next_kwargs or {}).get("error")
+        if next_method == "__fail__" and error in DEFERRAL_TIMEOUT_ERRORS:
+            message = (
+                f"Fewer than {self.min_records} matching record(s) after the sensor's "
+                f"timeout ({self.timeout:.0f} s): {error}."
+            )
+            if self.soft_fail or getattr(self, "never_fail", False):
+                raise AirflowSkipException(f"{message} Skipping (soft_fail/never_fail).")
+            raise AirflowSensorTimeout(message)
+        return super().resume_execution(next_method, next_kwargs, context)
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Resume after the trigger fired: return on success, fail with its message on error.
 
-        Errors raised here, and a deferral timeout, go through Airflow's
-        ``BaseSensorOperator.resume_execution``: a skip under ``soft_fail``/``never_fail``.
+        Errors raised here go through Airflow's ``BaseSensorOperator.resume_execution``: a
+        skip under ``soft_fail``/``never_fail``.
         """
         if not isinstance(event, dict) or "status" not in event:
             raise AirflowException(f"The Conpeek trigger sent an unexpected event: {event!r}.")
