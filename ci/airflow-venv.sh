@@ -19,11 +19,20 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  echo "usage: $0 <airflow-version: 2.11|3.0|3.1|3.2|3.3> [python-version, default 3.11]" >&2
+  echo "usage: $0 <airflow-version: 2.11|2.11-lowest|3.0|3.1|3.2|3.3> [python-version]" >&2
   exit 2
 fi
 ver="$1"
-py="${2:-3.11}"
+py="${2:-}"
+if [ -z "$py" ]; then  # the leg's only Python, or 3.11 where it has several
+  legs=(ci/requirements/airflow-"$ver"-py*.txt)
+  if [ -f "ci/requirements/airflow-$ver-py3.11.txt" ]; then
+    py=3.11
+  elif [ "${#legs[@]}" -eq 1 ] && [ -f "${legs[0]}" ]; then
+    py="${legs[0]##*-py}"
+    py="${py%.txt}"
+  fi
+fi
 req="ci/requirements/airflow-$ver-py$py.txt"
 if [ ! -f "$req" ]; then
   echo "No pinned requirements for Airflow $ver on Python $py ($req). Existing legs:" >&2

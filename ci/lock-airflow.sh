@@ -16,12 +16,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 
-# Airflow version and Python version of each leg. Keep in step with ci/airflow-venv.sh users.
+# Airflow version and Python version of each leg ("<ver>-lowest": the floors leg, resolved
+# with lowest-direct). Keep in step with .ci/run and ci/README.md.
 LEGS=(
   "2.11 3.11"
+  "2.11-lowest 3.10"
   "3.0 3.11"
   "3.1 3.11"
-  "3.2 3.11"
+  "3.2 3.12"
   "3.3 3.10"
   "3.3 3.11"
   "3.3 3.13"
@@ -58,6 +60,10 @@ for leg in "${LEGS[@]}"; do
   in="ci/requirements/airflow-$ver.in"
   txt="airflow-$ver-py$py.txt"
   echo "locking $in for Python $py -> ci/requirements/$txt" >&2
+  resolution=()
+  if [[ "$ver" == *-lowest ]]; then
+    resolution=(--resolution lowest-direct)  # every direct requirement at its floor
+  fi
   # Run from ci/requirements so the "# via -r ..." comments name files relative to it
   # (the same bytes whichever directory the output goes to).
   (
@@ -67,6 +73,7 @@ for leg in "${LEGS[@]}"; do
       --python-platform "$PLATFORM" \
       --exclude-newer "$EXCLUDE_NEWER" \
       --upgrade \
+      "${resolution[@]}" \
       --custom-compile-command "ci/lock-airflow.sh $ver" \
       --quiet \
       --output-file "$(cd "$ROOT" && realpath -m "$out_dir/$txt")"

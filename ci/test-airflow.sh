@@ -19,7 +19,7 @@ if [ $# -lt 1 ]; then
 fi
 ver="$1"
 shift
-py=3.11
+py=""  # ci/airflow-venv.sh picks the leg's Python
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then
   py="$1"
   shift
@@ -28,7 +28,8 @@ if [ $# -gt 0 ] && [ "$1" = "--" ]; then
   shift
 fi
 
-venv="$(ci/airflow-venv.sh "$ver" "$py")"
+venv="$(ci/airflow-venv.sh "$ver" $py)"
+py="$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 export PATH="$venv/bin:$PATH"
 unset VIRTUAL_ENV
 

@@ -1,11 +1,20 @@
 """The Conpeek connection form in Airflow's real UI, driven through Debian's Chromium.
 
-Starts ``airflow api-server`` (fresh AIRFLOW_HOME, SQLite, simple auth manager with every
-user an admin, connection testing enabled) and the Conpeek sandbox, then, as a user would:
-Admin -> Connections -> Add Connection, type "Conpeek", checks the relabelled, hidden and
-placeholder fields, fills in the sandbox's URL and key, saves, finds the connection listed
-and presses its Test button, which runs ``ConpeekHook.test_connection()`` inside the API
-server against the sandbox.
+Starts the installed Airflow's HTTP server (fresh AIRFLOW_HOME, SQLite, connection testing
+enabled; see ``airflow_servers.py``) and the Conpeek sandbox, then, as a user would: opens
+Admin -> Connections -> add, type "Conpeek", checks the relabelled, hidden and placeholder
+fields and the extras, fills in the sandbox's URL and key, saves, finds the connection
+listed and presses Test, which runs ``ConpeekHook.test_connection()`` inside the server
+against the sandbox.
+
+The two UIs, behind :class:`ConnectionsUi`:
+
+* :class:`ReactUi` (Airflow 3.x, ``airflow api-server``, the simple auth manager: every user
+  an admin): a dialog; the Test button is on the saved connection's row in the list (3.1+;
+  Airflow 3.0's UI has none, so there that part is skipped).
+* :class:`FabUi` (Airflow 2.11, ``airflow webserver``): log in as the admin user, the
+  Flask-AppBuilder form at ``/connection/add`` built from ``get_connection_form_widgets``
+  and ``get_ui_field_behaviour``; its Test button tests what is typed, before saving.
 
 The screenshot of the filled form is written to the test's tmp dir; with
 ``CONPEEK_UPDATE_SCREENSHOT=1`` it also replaces ``docs/_static/connection-form.png``.
@@ -18,15 +27,17 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from airflow_servers import Webserver, airflow_version
 from harness import AirflowHome
+from packaging.version import Version
 
 from airflow_provider_conpeek.connection import CONN_FIELDS as EXTRA_FIELDS
 from airflow_provider_conpeek.connection import UI_FIELD_BEHAVIOUR
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -44,19 +55,171 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 UI_TIMEOUT_MS = 30_000
+HIDDEN_FIELDS = ("schema", "login", "port")
+
+
+class ConnectionsUi:
+    """The connection pages of one Airflow UI, as a user works them.
+
+    ``form`` (set by :meth:`open_add_form`) is the element holding the add form.
+    """
+
+    conn_id_label: ClassVar[str]
+    test_in_form: ClassVar[bool]
+    """Whether Test is a button of the add form (testing what is typed, before saving)
+    rather than of the saved connection's row in the list."""
+
+    def __init__(self, page: Any, home: AirflowHome) -> None:
+        self.page = page
+        self.home = home
+        self.url = home.api_url
+        self.form: Any = None
+
+    def open_add_form(self) -> None:
+        """Log in if needed and open the add form: Admin -> Connections -> add."""
+        raise NotImplementedError
+
+    def choose_type(self, name: str) -> None:
+        raise NotImplementedError
+
+    def expect_no_input(self, name: str) -> None:
+        """The form shows no input named ``name``."""
+        raise NotImplementedError
+
+    def show_extras(self) -> None:
+        """Make the extras' fields visible."""
+
+    def save(self) -> None:
+        """Save the form; return on the list of connections."""
+        raise NotImplementedError
+
+    def press_test(self) -> Any:
+        """Press Test; return the response of the REST API's connection test."""
+        raise NotImplementedError
+
+    def success_message(self) -> Any:
+        """Where the UI shows a successful test's message."""
+        raise NotImplementedError
+
+
+class ReactUi(ConnectionsUi):
+    """Airflow 3.x's UI: the add form is a dialog, Test a button of the connection's row."""
+
+    conn_id_label = "Connection ID"
+    test_in_form = False
+
+    def open_add_form(self) -> None:
+        from playwright.sync_api import expect
+
+        self.page.goto(f"{self.url}/")
+        self.page.get_by_role("button", name="Admin").click()
+        self.page.get_by_role("menuitem", name="Connections").click()
+        expect(self.page).to_have_url(f"{self.url}/connections")
+        self.page.get_by_role("button", name="Add Connection").click()
+        self.form = self.page.get_by_role("dialog")
+        expect(self.form.get_by_role("heading", name="Add Connection")).to_be_visible()
+
+    def choose_type(self, name: str) -> None:
+        conn_type = self.form.get_by_role("combobox", name="Connection Type")
+        conn_type.click()
+        conn_type.fill(name)
+        self.page.get_by_role("option", name=name, exact=True).click()
+
+    def expect_no_input(self, name: str) -> None:
+        from playwright.sync_api import expect
+
+        expect(self.form.locator(f"input[name='{name}']")).to_have_count(0)
+
+    def show_extras(self) -> None:
+        self.form.get_by_role("button", name="Extra Fields", exact=True).click()
+
+    def save(self) -> None:
+        from playwright.sync_api import expect
+
+        self.form.get_by_role("button", name="Save").click()
+        expect(self.form).to_be_hidden()
+
+    def press_test(self) -> Any:
+        if airflow_version() < Version("3.1"):
+            pytest.skip(f"the connection Test button does not exist in Airflow {airflow_version()}")
+        self.page.route("**/api/v2/connections/test", _fix_portless_test_request)
+        row = self.page.get_by_role("row").filter(has_text=CONN_ID)
+        with self.page.expect_response("**/api/v2/connections/test") as answer:
+            row.get_by_role("button", name="Test Connection").click()
+        return answer.value
+
+    def success_message(self) -> Any:
+        return self.page.get_by_role("status").filter(has_text="Test Connection Successful")
+
+
+class FabUi(ConnectionsUi):
+    """Airflow 2.11's Flask-AppBuilder UI: log in; the form is a page, Test is in it."""
+
+    conn_id_label = "Connection Id"
+    test_in_form = True
+
+    def open_add_form(self) -> None:
+        from playwright.sync_api import expect
+
+        server = self.home.server
+        assert isinstance(server, Webserver)
+        self.page.goto(f"{self.url}/")
+        self.page.get_by_label("Username").fill(server.username)
+        self.page.get_by_label("Password").fill(server.password)
+        self.page.get_by_role("button", name="Sign In").click()
+        expect(self.page).to_have_url(f"{self.url}/home")
+        self.page.get_by_role("link", name="Admin").click()
+        self.page.get_by_role("link", name="Connections").click()
+        expect(self.page).to_have_url(f"{self.url}/connection/list/")
+        # The "+" button, "Add a new record" in its tooltip.
+        self.page.locator("a[href='/connection/add']").click()
+        expect(self.page).to_have_url(f"{self.url}/connection/add")
+        self.form = self.page.locator("form#model_form")
+
+    def choose_type(self, name: str) -> None:
+        # A select2 drop-down: open it, search, pick.
+        self.form.locator("#select2-conn_type-container").click()
+        self.page.locator(".select2-search__field").fill(name)
+        self.page.get_by_role("option", name=name, exact=True).click()
+
+    def expect_no_input(self, name: str) -> None:
+        from playwright.sync_api import expect
+
+        # The form hides the fields of other types rather than removing them.
+        expect(self.form.locator(f"input[name='{name}']")).to_have_count(1)
+        expect(self.form.locator(f"input[name='{name}']")).to_be_hidden()
+
+    def save(self) -> None:
+        from playwright.sync_api import expect
+
+        self.form.get_by_role("button", name="Save").click()
+        expect(self.page).to_have_url(f"{self.url}/connection/list/")
+
+    def press_test(self) -> Any:
+        with self.page.expect_response("**/api/v1/connections/test") as answer:
+            self.form.get_by_role("button", name="Test").click()
+        return answer.value
+
+    def success_message(self) -> Any:
+        return self.page.locator(".alert.alert-success")
+
+
+def connections_ui(page: Any, home: AirflowHome) -> ConnectionsUi:
+    """The UI of the installed Airflow."""
+    return FabUi(page, home) if airflow_version().major < 3 else ReactUi(page, home)
 
 
 @pytest.fixture
-def api_server(tmp_path: Path) -> Iterator[AirflowHome]:
-    """``airflow api-server`` on loopback with a fresh, migrated SQLite home."""
+def server(tmp_path: Path) -> Iterator[AirflowHome]:
+    """The HTTP server on loopback with a fresh, migrated SQLite home."""
     with AirflowHome(tmp_path, {"AIRFLOW__CORE__TEST_CONNECTION": "Enabled"}) as home:
         home.migrate()
-        home.start_api_server()
+        home.start_server()
         yield home
 
 
 @pytest.fixture
-def page(api_server: AirflowHome) -> Iterator[Any]:
+def page(server: AirflowHome) -> Iterator[Any]:
     """A Playwright page in Debian's Chromium (Playwright never downloads a browser here)."""
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     from playwright.sync_api import sync_playwright
@@ -87,32 +250,23 @@ def _fix_portless_test_request(route: Any) -> None:
 
 
 def test_conpeek_connection_form_save_and_test(
-    api_server: AirflowHome, page: Any, conpeek_sandbox_factory: Any, tmp_path: Path
+    server: AirflowHome, page: Any, conpeek_sandbox_factory: Any, tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
     sandbox = conpeek_sandbox_factory(records=50, days=1)
     placeholders = UI_FIELD_BEHAVIOUR["placeholders"]
+    ui = connections_ui(page, server)
 
-    # Admin -> Connections -> Add Connection.
-    page.goto(f"{api_server.api_url}/")
-    page.get_by_role("button", name="Admin").click()
-    page.get_by_role("menuitem", name="Connections").click()
-    expect(page).to_have_url(f"{api_server.api_url}/connections")
-    page.get_by_role("button", name="Add Connection").click()
-    dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_role("heading", name="Add Connection")).to_be_visible()
-
-    dialog.get_by_label("Connection ID").fill(CONN_ID)
-    conn_type = dialog.get_by_role("combobox", name="Connection Type")
-    conn_type.click()
-    conn_type.fill("Conpeek")
-    page.get_by_role("option", name="Conpeek", exact=True).click()
+    ui.open_add_form()
+    form = ui.form
+    form.get_by_label(ui.conn_id_label).fill(CONN_ID)
+    ui.choose_type("Conpeek")
 
     # Relabelled: host is "Base URL", password is "API key", with the provider's placeholders.
-    base_url = dialog.get_by_label("Base URL", exact=True)
-    api_key = dialog.get_by_label("API key", exact=True)
+    base_url = form.get_by_label("Base URL", exact=True)
+    api_key = form.get_by_label("API key", exact=True)
     expect(base_url).to_be_visible()
     expect(base_url).to_have_attribute("name", "host")
     expect(base_url).to_have_attribute("placeholder", placeholders["host"])
@@ -121,56 +275,39 @@ def test_conpeek_connection_form_save_and_test(
     expect(api_key).to_have_attribute("type", "password")
     expect(api_key).to_have_attribute("placeholder", placeholders["password"])
     # Hidden: no schema, login or port inputs, and no generic labels left over.
-    for name in ("schema", "login", "port"):
-        expect(dialog.locator(f"input[name='{name}']")).to_have_count(0)
-    labels = [text.strip(" *\n") for text in dialog.locator("label").all_inner_texts()]
+    for name in HIDDEN_FIELDS:
+        ui.expect_no_input(name)
+    labels = [text.strip(" *\n") for text in form.locator("label:visible").all_inner_texts()]
     for generic in ("Host", "Schema", "Login", "Password", "Port"):
         assert generic not in labels, labels
 
-    dialog.get_by_label("Description").fill("Conpeek sandbox, saved by the browser test")
+    form.get_by_label("Description", exact=True).fill("Conpeek sandbox, saved by the browser test")
     base_url.fill(sandbox.url)
     api_key.fill(sandbox.api_key)
     shot = tmp_path / "connection-form.png"
-    dialog.screenshot(path=str(shot))
+    form.screenshot(path=str(shot))
     if os.environ.get("CONPEEK_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
 
     # The documented extras are form fields with their labels.
-    dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+    ui.show_extras()
     for spec in EXTRA_FIELDS.values():
-        expect(dialog.get_by_text(spec["label"], exact=True)).to_be_visible()
+        expect(form.get_by_text(spec["label"], exact=True)).to_be_visible()
 
-    dialog.get_by_role("button", name="Save").click()
-    expect(dialog).to_be_hidden()
+    # Test runs ConpeekHook.test_connection() in the server, which calls the sandbox: on
+    # 2.11 with what the form holds, before saving; on 3.x with the saved connection.
+    if ui.test_in_form:
+        _test_connection(ui, sandbox)
+        ui.save()
+        _check_saved(server, page, sandbox)
+    else:
+        ui.save()
+        _check_saved(server, page, sandbox)
+        assert sandbox.request_log == [], "saving a connection must not call the API"
+        _test_connection(ui, sandbox)
 
-    # Listed, with the type and the base URL; stored as typed.
-    row = page.get_by_role("row").filter(has_text=CONN_ID)
-    expect(row).to_have_count(1)
-    expect(row).to_contain_text("conpeek")
-    expect(row).to_contain_text(sandbox.url)
-    stored = api_server.api("GET", f"/api/v2/connections/{CONN_ID}")
-    assert stored["conn_type"] == "conpeek"
-    assert stored["host"] == sandbox.url
-    assert stored["password"] == "***"  # redacted, but set
-    for hidden in ("login", "schema", "port"):
-        assert stored[hidden] is None, stored
-    assert nothing_sent_yet(sandbox)
-
-    # Test: ConpeekHook.test_connection() runs in the API server and calls the sandbox.
-    page.route("**/api/v2/connections/test", _fix_portless_test_request)
-    with page.expect_response("**/api/v2/connections/test") as answer:
-        row.get_by_role("button", name="Test Connection").click()
-    response = answer.value
-    assert response.status == 200, response.text()
-    result = response.json()
-    assert result["status"] is True, result
-    assert result["message"].startswith(f"Connected to {sandbox.url}; API key accepted"), result
-    assert sandbox.api_key not in result["message"]
-    toast = page.get_by_role("status").filter(has_text="Test Connection Successful")
-    expect(toast).to_be_visible()
-    expect(toast).to_contain_text(f"Connected to {sandbox.url}")
-
+    # One request, Test's (saving sent none).
     requests = sandbox.request_log
     assert len(requests) == 1, requests
     (sent,) = requests
@@ -182,6 +319,36 @@ def test_conpeek_connection_form_save_and_test(
     assert sent.status == 200
 
 
-def nothing_sent_yet(sandbox: Any) -> bool:
-    """Saving a connection must not call the API; only Test does."""
-    return sandbox.request_log == []
+def _test_connection(ui: ConnectionsUi, sandbox: Any) -> None:
+    """Press Test: the server answers success, and the UI shows it."""
+    from playwright.sync_api import expect
+
+    response = ui.press_test()
+    assert response.status == 200, response.text()
+    result = response.json()
+    assert result["status"] is True, result
+    assert result["message"].startswith(f"Connected to {sandbox.url}; API key accepted"), result
+    assert sandbox.api_key not in result["message"]
+    expect(ui.success_message()).to_be_visible()
+    expect(ui.success_message()).to_contain_text(f"Connected to {sandbox.url}")
+
+
+def _check_saved(server: AirflowHome, page: Any, sandbox: Any) -> None:
+    """Listed with its type and base URL, and stored as typed."""
+    from playwright.sync_api import expect
+
+    row = page.get_by_role("row").filter(has_text=CONN_ID)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("conpeek")
+    expect(row).to_contain_text(sandbox.url)
+    stored = server.api("GET", f"/connections/{CONN_ID}")
+    assert stored["conn_type"] == "conpeek"
+    assert stored["host"] == sandbox.url
+    assert stored["description"] == "Conpeek sandbox, saved by the browser test"
+    for hidden in HIDDEN_FIELDS:  # 2.11's form saves a hidden text field as ""
+        assert stored[hidden] in (None, ""), stored
+    if "password" in stored:  # Airflow 3: redacted, but set
+        assert stored["password"] == "***", stored
+    else:  # Airflow 2.11's REST API never shows it; its CLI does
+        (exported,) = json.loads(server.run("connections", "get", CONN_ID, "-o", "json").stdout)
+        assert exported["password"] == sandbox.api_key

@@ -9,7 +9,8 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow_compat import load_dag, run_dag_test, xcom_model
+from airflow_compat import AIRFLOW_3, AIRFLOW_VERSION, load_dag, run_dag_test, xcom_model
+from packaging.version import Version
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 
@@ -47,8 +48,17 @@ def test_key_only_in_the_authorization_header(
     assert ok.state == "success"
     assert failed.state == "failed"
     output = capfd.readouterr()
-    assert "Giving up on" in output.out + output.err  # the failure's message was logged ...
-    assert SECRET not in output.out + output.err  # ... and no log line holds the key
+    printed = output.out + output.err
+    if AIRFLOW_3 and Version("3.1") > AIRFLOW_VERSION:
+        # Airflow 3.0's Task SDK logs each request to its supervisor, among them the one
+        # registering the connection's password with the masker (its own, from
+        # airflow.sdk.execution_time.context): "Sending request msg=MaskSecret(value='<key>'".
+        # A known Airflow bug (docs/compatibility.rst); the key must appear nowhere else.
+        leak = f"msg=MaskSecret(value='{SECRET}'"
+        assert leak in printed
+        printed = printed.replace(leak, "msg=MaskSecret(value=<Airflow 3.0 debug line>")
+    assert "Giving up on" in printed  # the failure's message was logged ...
+    assert SECRET not in printed  # ... and no log line holds the key
 
     assert log, "the sandbox saw no request"
     for entry in log:

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from airflow_compat import (
+    AIRFLOW_3,
+    AIRFLOW_VERSION,
     DAG_IMPORT,
     AirflowException,
     AirflowFailException,
@@ -27,6 +29,7 @@ from airflow_compat import (
     TaskDeferred,
     run_dag_test,
 )
+from packaging.version import Version
 
 from airflow_provider_conpeek.sensors.voice_campaign_summary import (
     DEFERRAL_TIMEOUT_ERRORS,
@@ -511,6 +514,9 @@ def run_dag(
     return run
 
 
+RESCHEDULE_BUG = "unsupported operand type(s) for -: 'datetime.datetime' and 'str'"
+
+
 def _reschedules(ti: Any) -> int:
     from airflow.models.taskreschedule import TaskReschedule
     from airflow.utils.session import create_session
@@ -535,7 +541,7 @@ def _states(dag_run: Any) -> dict[str, str]:
 
 @pytest.mark.e2e
 def test_dag_reschedule_mode_waits_for_records(
-    sb: SandboxServer, run_dag: Callable[..., Any]
+    sb: SandboxServer, run_dag: Callable[..., Any], capfd: pytest.CaptureFixture[str]
 ) -> None:
     # Manual run at 2026-02-02: data interval [2026-02-01, 2026-02-02) from the timetable.
     with AddAfterRequests(sb, 2, [record("2026-02-01 23:59:59")]):
@@ -548,6 +554,13 @@ def test_dag_reschedule_mode_waits_for_records(
             """,
             datetime(2026, 2, 2, tzinfo=UTC),
         )
+    if AIRFLOW_3 and Version("3.1") > AIRFLOW_VERSION:
+        # Airflow 3.0's BaseSensorOperator fails the second poke of any sensor in reschedule
+        # mode: the first reschedule date reaches it as a string (docs/compatibility.rst).
+        assert _states(dag_run) == {"wait": "failed"}
+        output = capfd.readouterr()
+        assert RESCHEDULE_BUG in output.out + output.err
+        pytest.xfail(f"Airflow {AIRFLOW_VERSION}'s reschedule mode: {RESCHEDULE_BUG}")
     assert _states(dag_run) == {"wait": "success"}
     calls = api_requests(sb)
     assert len(calls) >= 3  # rescheduled at least twice before the record appeared
