@@ -83,7 +83,7 @@ def dag_bag(folder: Path) -> Any:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:  # Airflow 2.11-3.1
         from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-    return DagBag(dag_folder=str(folder), include_examples=False)
+    return DagBag(dag_folder=str(folder))
 
 
 def run_dag_test(dag: Any, logical_date: datetime) -> Any:

@@ -19,6 +19,7 @@ import functools
 import importlib.metadata
 import json
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -33,10 +34,13 @@ def airflow_version() -> Version:
     ``AirflowHome`` is made (tests/conftest.py) before its environment is set, and importing
     ``airflow`` then would load the configuration of the wrong ``AIRFLOW_HOME``.
     """
-    return Version(importlib.metadata.version("apache-airflow"))
+    try:  # Airflow 3's code is in apache-airflow-core (apache-airflow pulls it in)
+        return Version(importlib.metadata.version("apache-airflow-core"))
+    except importlib.metadata.PackageNotFoundError:  # Airflow 2
+        return Version(importlib.metadata.version("apache-airflow"))
 
 
-class AirflowServer:
+class AirflowServer(ABC):
     """How to start, and talk to, the HTTP server (UI and REST API) of one Airflow flavour.
 
     ``url`` is where it listens (``http://127.0.0.1:<port>``).
@@ -58,25 +62,25 @@ class AirflowServer:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
+    @abstractmethod
     def env(self) -> dict[str, str]:
         """The settings every process started from the home needs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def scheduler_env(self) -> dict[str, str]:
         """Settings for the processes running the DAGs: executor, DAG parsing."""
-        raise NotImplementedError
 
+    @abstractmethod
     def args(self) -> list[str]:
         """The ``airflow`` command line starting the server on 127.0.0.1:``port``."""
-        raise NotImplementedError
 
-    def prepare(self, run_airflow: Callable[..., object]) -> None:
+    def prepare(self, run_airflow: Callable[..., object]) -> None:  # noqa: B027 (optional)
         """One-off set-up before the server starts (the database is migrated), with
         ``run_airflow(*args)`` running an ``airflow`` CLI command to completion."""
 
+    @abstractmethod
     def auth_headers(self) -> dict[str, str]:
         """The headers authenticating a REST API call (the server is up)."""
-        raise NotImplementedError
 
 
 class ApiServer(AirflowServer):
