@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -58,7 +59,7 @@ UI_TIMEOUT_MS = 30_000
 HIDDEN_FIELDS = ("schema", "login", "port")
 
 
-class ConnectionsUi:
+class ConnectionsUi(ABC):
     """The connection pages of one Airflow UI, as a user works them.
 
     ``form`` (set by :meth:`open_add_form`) is the element holding the add form.
@@ -75,31 +76,32 @@ class ConnectionsUi:
         self.url = home.api_url
         self.form: Any = None
 
+    @abstractmethod
     def open_add_form(self) -> None:
         """Log in if needed and open the add form: Admin -> Connections -> add."""
-        raise NotImplementedError
 
+    @abstractmethod
     def choose_type(self, name: str) -> None:
-        raise NotImplementedError
+        """Pick the connection type called ``name``."""
 
+    @abstractmethod
     def expect_no_input(self, name: str) -> None:
         """The form shows no input named ``name``."""
-        raise NotImplementedError
 
-    def show_extras(self) -> None:
+    def show_extras(self) -> None:  # noqa: B027 (only where they start folded)
         """Make the extras' fields visible."""
 
+    @abstractmethod
     def save(self) -> None:
         """Save the form; return on the list of connections."""
-        raise NotImplementedError
 
+    @abstractmethod
     def press_test(self) -> Any:
         """Press Test; return the response of the REST API's connection test."""
-        raise NotImplementedError
 
+    @abstractmethod
     def success_message(self) -> Any:
         """Where the UI shows a successful test's message."""
-        raise NotImplementedError
 
 
 class ReactUi(ConnectionsUi):

@@ -100,6 +100,8 @@ def test_parse_problems() -> None:
         False,
         False,
     ]
+    # What Airflow 2.11's FAB form posts for a ticked checkbox (its Test button): "y".
+    assert [flag.parse(v) for v in ("y", "on", "n", "off")] == [True, True, False, False]
     with pytest.raises(ValueError, match="must be true or false, got int 1"):
         flag.parse(1)
 

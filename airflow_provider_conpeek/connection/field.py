@@ -21,7 +21,7 @@ _EXPECTED = {
     "boolean": "true or false",
     "string": "a string",
 }
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+_TRUE, _FALSE = ("true", "1", "yes", "y", "on"), ("false", "0", "no", "n", "off")
 
 
 @dataclass(frozen=True)
