@@ -8,6 +8,8 @@ there.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
@@ -47,6 +49,11 @@ FilterValue: TypeAlias = str | list[str] | list[int]
 
 _KEYS: Final = ("property", "value", "operator")
 _LOWER: Final = ("gt", "gte")
+_DIGITS: Final = re.compile(r"[0-9]+")
+_NATIVE: Final = (
+    "set render_template_as_native_obj=True on the DAG, so that templates render Python objects"
+)
+_EXAMPLE: Final = "[{'property': 'project_id_list', 'value': [1]}]"
 
 
 class _FilterRequired(TypedDict):
@@ -68,30 +75,47 @@ def _type_name(value: object) -> str:
 
 
 def _validate_list_value(value: object, prop: str, label: str) -> list[Any]:
+    """The list value as sent; for integers, strings of digits (a template's output) count."""
     element_type = LIST_PROPERTIES[prop]
     one, kind = ("an integer", "integers") if element_type is int else ("a string", "strings")
     example = "[1, 2]" if element_type is int else "['123', '456']"
     expected = f"expected a non-empty list of {kind}, e.g. {example}"
     if not isinstance(value, (list, tuple)):
+        hint = ""
+        if isinstance(value, str):
+            hint = (
+                ". A template renders a string: template each element instead, e.g. "
+                "['{{ params.id }}'], or " + _NATIVE
+            )
         raise ConpeekFilterError(
-            f"{label}: value must be a list, got {_type_name(value)}; {expected}"
+            f"{label}: value must be a list, got {_type_name(value)}; {expected}{hint}"
         )
     if not value:
         raise ConpeekFilterError(
             f"{label}: value is an empty list, which is ambiguous (match nothing, or no "
             f"filter?); {expected}, or leave the filter out"
         )
+    result: list[Any] = []
     for j, item in enumerate(value):
+        if element_type is int and isinstance(item, str) and _DIGITS.fullmatch(item.strip()):
+            item = int(item.strip())  # '{{ params.project_id }}' renders as '2'
         ok = (
             isinstance(item, int) and not isinstance(item, bool)
             if element_type is int
             else isinstance(item, str)
         )
         if not ok:
+            hint = ""
+            if element_type is int and isinstance(item, str):
+                hint = (
+                    ". A string of digits such as '2' (what a template renders) counts as "
+                    f"an integer; for a template of another value, {_NATIVE}"
+                )
             raise ConpeekFilterError(
-                f"{label}: value[{j}] must be {one}, got {_type_name(item)}; {expected}"
+                f"{label}: value[{j}] must be {one}, got {_type_name(item)}; {expected}{hint}"
             )
-    return list(value)
+        result.append(item)
+    return result
 
 
 def _validate_date(item: Mapping[str, Any], prop: str, label: str) -> Filter:
@@ -183,6 +207,25 @@ def _check_windows(result: Sequence[Filter]) -> None:
                     )
 
 
+def _decode_json(text: str) -> Any:
+    """A filter list rendered by a template (a JSON string), decoded."""
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        raise ConpeekFilterError(
+            f"filters: got a string that is not JSON ({text[:80]!r}), expected a list of "
+            f"filter dicts, e.g. {_EXAMPLE}. A template renders a list as Python text, "
+            "which is not JSON: render it as JSON with '{{ params.filters | tojson }}', or "
+            + _NATIVE
+        ) from None
+    if not isinstance(decoded, list):
+        raise ConpeekFilterError(
+            f"filters: the JSON string decodes to {type(decoded).__name__}, expected a list "
+            f"of filter dicts, e.g. {_EXAMPLE} (wrap a single filter in [...])"
+        )
+    return decoded
+
+
 def validate_filters(filters: Any) -> list[Filter]:
     """Check a filter list in the API's own form and return a normalised copy.
 
@@ -190,7 +233,8 @@ def validate_filters(filters: Any) -> list[Filter]:
     :func:`~airflow_provider_conpeek.datetimes.format_api_datetime`), list values as new lists.
 
     :param filters: a list of filter dicts, e.g. ``[{"property": "project_id_list",
-        "value": [7]}]``.
+        "value": [7]}]``, or that list as a JSON string (what a template renders with
+        ``| tojson``). Strings of digits count as integers (``'7'``, as a template renders).
     :raises ConpeekFilterError: on the first problem found, naming the filter.
 
     >>> validate_filters([
@@ -205,11 +249,12 @@ def validate_filters(filters: Any) -> list[Filter]:
     ...
     airflow_provider_conpeek.exceptions.ConpeekFilterError: ... use 'contact_number_list' ...
     """
-    if isinstance(filters, (str, bytes)) or not isinstance(filters, Sequence):
-        hint = " (parse a JSON string with json.loads first)" if isinstance(filters, str) else ""
+    if isinstance(filters, str):
+        filters = _decode_json(filters)
+    if isinstance(filters, bytes) or not isinstance(filters, Sequence):
         raise ConpeekFilterError(
-            f"filters: expected a list of filter dicts, got {type(filters).__name__}{hint}, "
-            "e.g. [{'property': 'project_id_list', 'value': [1]}]"
+            f"filters: expected a list of filter dicts, got {type(filters).__name__}, "
+            f"e.g. {_EXAMPLE}"
         )
     result = [_validate_one(i, item) for i, item in enumerate(filters)]
     _check_windows(result)

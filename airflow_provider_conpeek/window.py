@@ -154,7 +154,9 @@ class WindowArguments:
     :param filters: extra filters ANDed with the window, in the API's dict form (templated);
         not on the window's own ``date_property``. See :doc:`/filters`.
     :param date_property: ``created_date`` (default) or ``closed_date`` (templated). A
-        ``closed_date`` window never contains requests still open (null ``closed_date``).
+        ``closed_date`` window never contains requests still open (null ``closed_date``):
+        a request appears in the window in which it closes. Window on ``created_date`` to
+        have every request, open ones included.
     :param window_start: start of the window, inclusive (templated; default
         ``data_interval_start``): a time-zone-aware datetime, an ISO 8601 string with an
         offset, or ``YYYY-MM-DD HH:mm:ss`` in UTC.

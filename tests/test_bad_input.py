@@ -44,7 +44,7 @@ def case(
 
 CASES = [
     *case({"filters": [{"property": "agent_list", "value": ["x"]}]}, "agent_list"),
-    *case({"filters": [{"property": "project_id_list", "value": ["11"]}]}, "project_id_list"),
+    *case({"filters": [{"property": "project_id_list", "value": ["eleven"]}]}, "project_id_list"),
     *case(
         {"filters": [{"property": "voice_campaign_id_list", "value": [7]}]},
         "voice_campaign_id_list",

@@ -241,7 +241,20 @@ def test_validate_normalises_and_copies() -> None:
 @pytest.mark.parametrize(
     ("filters", "fragments"),
     [
-        ("[]", ["filters", "list of filter dicts", "json.loads"]),
+        (
+            "[{'property': 'project_id_list', 'value': [1]}]",
+            [
+                "filters",
+                "not JSON",
+                "list of filter dicts",
+                "| tojson",
+                "render_template_as_native",
+            ],
+        ),
+        ("None", ["filters", "not JSON", "'None'", "tojson"]),
+        ('{"property": "project_id_list", "value": [1]}', ["JSON string decodes to dict", "[...]"]),
+        ('[{"property": "project_id_list", "value": "1"}]', ["filter[0]", "must be a list"]),
+        (b"[]", ["filters", "list of filter dicts", "bytes"]),
         ({"property": "x"}, ["filters", "list of filter dicts", "dict"]),
         (None, ["filters", "list of filter dicts"]),
         (["created_date"], ["filter[0]", "expected a dict", "'property'", "'value'"]),
@@ -273,8 +286,23 @@ def test_validate_normalises_and_copies() -> None:
             ["filter[0] ('project_id_list')", "must be a list", "int 5", "list of integers"],
         ),
         (
-            [{"property": "project_id_list", "value": ["5"]}],
-            ["('project_id_list')", "value[0] must be an integer", "str '5'", "list of integers"],
+            [{"property": "project_id_list", "value": ["5x"]}],
+            [
+                "('project_id_list')",
+                "value[0] must be an integer",
+                "str '5x'",
+                "list of integers",
+                "string of digits such as '2'",
+                "render_template_as_native_obj=True",
+            ],
+        ),
+        (
+            [{"property": "project_id_list", "value": ["-5", "5"]}],
+            ["value[0] must be an integer", "str '-5'"],
+        ),
+        (
+            [{"property": "project_id_list", "value": "5"}],
+            ["must be a list", "str '5'", "['{{ params.id }}']", "render_template_as_native_obj"],
         ),
         (
             [{"property": "project_id_list", "value": [1, True]}],
@@ -338,6 +366,40 @@ def test_validation_errors(filters: Any, fragments: list[str]) -> None:
     msg = _error(validate_filters, filters)
     for fragment in fragments:
         assert fragment in msg, (fragment, msg)
+
+
+def test_strings_of_digits_count_as_integers() -> None:
+    """What a template renders for an integer: '{{ params.project_id }}' gives '2'."""
+    assert validate_filters([{"property": "project_id_list", "value": ["2", 3, " 07\n"]}]) == [
+        {"property": "project_id_list", "value": [2, 3, 7]}
+    ]
+    assert project_ids("2") == [{"property": "project_id_list", "value": [2]}]
+    # ... for the integer property only: string properties keep their strings.
+    assert validate_filters([{"property": "contact_number_list", "value": ["007"]}]) == [
+        {"property": "contact_number_list", "value": ["007"]}
+    ]
+    for odd in ["", " ", "2.0", "1e3", "²", "0x1f", "+2"]:
+        with pytest.raises(ConpeekFilterError, match="must be an integer"):
+            validate_filters([{"property": "project_id_list", "value": [odd]}])
+
+
+def test_a_json_string_of_filters_is_decoded_and_validated() -> None:
+    """What a template renders with ``| tojson``, or a JSON filter list from anywhere."""
+    text = json.dumps(
+        [
+            {"property": "created_date", "operator": "gte", "value": "2026-01-01T01:00:00+01:00"},
+            {"property": "project_id_list", "value": ["13"]},
+        ]
+    )
+    assert validate_filters(text) == [
+        {"property": "created_date", "value": "2026-01-01 00:00:00", "operator": "gte"},
+        {"property": "project_id_list", "value": [13]},
+    ]
+    assert validate_filters("[]") == []
+    assert validate_filters(" [] \n") == []
+    msg = _error(validate_filters, '[{"property": "nope", "value": [1]}]')
+    assert "filter[0]" in msg
+    assert "unknown property" in msg
 
 
 def _window(low_op: str, low: str, high_op: str, high: str, prop: str = "created_date") -> Any:
@@ -445,7 +507,7 @@ def test_helpers_concatenate_and_encode() -> None:
     [
         (contact_numbers, (), ["contact_numbers()", "at least one", "contact_number_list"]),
         (project_ids, (), ["project_ids()", "at least one"]),
-        (project_ids, ("1",), ["project_id_list", "must be an integer", "str '1'"]),
+        (project_ids, ("1.5",), ["project_id_list", "must be an integer", "str '1.5'"]),
         (project_ids, (True,), ["project_id_list", "must be an integer", "bool True"]),
         (voice_campaign_ids, (12,), ["voice_campaign_id_list", "must be a string"]),
         (call_request_ids, (None,), ["call_request_id_list", "must be a string"]),

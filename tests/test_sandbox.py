@@ -165,6 +165,17 @@ def test_max_limit_clamps(conpeek_sandbox_factory: Factory) -> None:
     assert [d["call_request_id"] for d in page] == [f"cr-0-{i:08d}" for i in range(260, 300)]
 
 
+def test_reject_limit_above_answers_400(conpeek_sandbox_factory: Factory) -> None:
+    server = conpeek_sandbox_factory(records=300, reject_limit_above=100)
+    assert len(get(server, limit=100).json()["data"]) == 100
+    r = get(server, limit=101)
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "invalid_parameter",
+        "message": "limit must be at most 100, got 101",
+    }
+
+
 # -- filters -----------------------------------------------------------------------------
 def test_created_date_boundaries(shared: SandboxServer, all_records: list[dict[str, Any]]) -> None:
     # day 0: indices 0..332, day 1: 333..665, day 2: 666..999
@@ -587,6 +598,41 @@ def test_latency_and_stall_delay_the_answer(conpeek_sandbox_factory: Factory) ->
     assert len(delays) == 3  # no faults, no delay
 
 
+def test_tls_sandbox_and_handshake_faults(conpeek_sandbox_factory: Factory) -> None:
+    server = conpeek_sandbox_factory(
+        records=10,
+        tls=True,
+        faults=FaultConfig(
+            rules=[FaultRule("handshake_eof", first=1), FaultRule("handshake_reset", every=3)]
+        ),
+    )
+    assert server.url.startswith("https://127.0.0.1:")
+    assert server.admin_url.startswith("https://")
+    url, headers = server.endpoint_url, {"Authorization": server.api_key}
+    with pytest.raises(requests.exceptions.SSLError, match="EOF"):  # connection 1
+        requests.get(url, headers=headers, verify=server.ca_file)
+    with pytest.raises(requests.exceptions.SSLError, match="certificate verify failed"):
+        requests.get(url, headers=headers)  # connection 2: served, but not trusted
+    with pytest.raises(requests.exceptions.ConnectionError, match="reset"):  # connection 3
+        requests.get(url, headers=headers, verify=server.ca_file)
+    r = requests.get(url, headers=headers, verify=server.ca_file)  # connection 4
+    assert len(r.json()["data"]) == 10
+    assert server.connection_faults == ["handshake_eof", "handshake_reset"]
+    assert len(server.request_log) == 1  # handshake faults are not requests
+    server.clear_log()
+    assert server.connection_faults == []
+
+
+def test_handshake_faults_need_tls_and_no_request_selectors(sb: SandboxServer) -> None:
+    with pytest.raises(ValueError, match="TLS sandbox"):
+        sb.set_faults(FaultConfig(rules=[FaultRule("handshake_eof")]))
+    r = requests.post(sb.admin_url + "/faults", json={"rules": [{"kind": "handshake_reset"}]})
+    assert r.status_code == 400
+    for selector in ({"offsets": [0]}, {"limits": [1]}, {"per_filter": True}):
+        with pytest.raises(ValueError, match="before any request"):
+            FaultRule("handshake_eof", **selector)
+
+
 def test_fault_config_round_trip_and_validation() -> None:
     rules = [FaultRule("429", retry_after="1", first=2), FaultRule("drop", offsets=[0], times=1)]
     cfg = FaultConfig(latency=0.1, seed=4, rules=rules)
@@ -660,3 +706,6 @@ def test_cli_subprocess_start_stop() -> None:
 def test_cli_bad_fault_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["--port", "0", "--fault-json", '{"rules": [{"kind": "x"}]}']) == 2
     assert "invalid --fault-json" in capsys.readouterr().err
+    handshake = '{"rules": [{"kind": "handshake_eof"}]}'
+    assert cli_main(["--port", "0", "--fault-json", handshake]) == 2  # without --tls
+    assert "TLS sandbox" in capsys.readouterr().err

@@ -5,6 +5,7 @@
 * :mod:`.faults` -- which requests a fault hits and what it does to them.
 * :mod:`.endpoint` -- checking and answering a request, the request log entry.
 * :mod:`.http_server` -- the HTTP/1.1 server, its handler and the admin endpoints.
+* :mod:`.tls` -- HTTPS: a self-signed certificate, the handshake and its faults.
 * :mod:`.records` -- the records in endpoint order, runtime additions, paged queries.
 * :mod:`.generation` -- deterministic, lazily generated records.
 * :mod:`.filter_semantics` -- what the ``filter`` parameter accepts and selects.

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--path-prefix", default="/api/v1_3")
     p.add_argument("--latency-ms", type=float, default=None, help="added to every API request")
     p.add_argument("--max-limit", type=int, default=None, help="silently clamp larger limits")
+    p.add_argument("--reject-limit-above", type=int, default=None, help="HTTP 400 above this")
+    p.add_argument("--tls", action="store_true", help="serve HTTPS, self-signed certificate")
     p.add_argument("--fault-json", default=None, help="FaultConfig as JSON")
     p.add_argument("--verbose", action="store_true", help="log each request to stderr")
     return p
@@ -51,25 +53,27 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         faults = FaultConfig.from_dict(json.loads(args.fault_json)) if args.fault_json else None
-    except ValueError as exc:
+        if args.latency_ms is not None:
+            faults = faults or FaultConfig()
+            faults.latency = args.latency_ms / 1000.0
+        server = SandboxServer(
+            args.records,
+            seed=args.seed,
+            start=args.start,
+            days=args.days,
+            api_key=args.api_key,
+            path_prefix=args.path_prefix,
+            host=args.host,
+            port=args.port,
+            max_limit=args.max_limit,
+            reject_limit_above=args.reject_limit_above,
+            tls=args.tls,
+            faults=faults,
+            verbose=args.verbose,
+        )
+    except ValueError as exc:  # handshake faults without --tls included
         print(f"conpeek-sandbox: invalid --fault-json: {exc}", file=sys.stderr)
         return 2
-    if args.latency_ms is not None:
-        faults = faults or FaultConfig()
-        faults.latency = args.latency_ms / 1000.0
-    server = SandboxServer(
-        args.records,
-        seed=args.seed,
-        start=args.start,
-        days=args.days,
-        api_key=args.api_key,
-        path_prefix=args.path_prefix,
-        host=args.host,
-        port=args.port,
-        max_limit=args.max_limit,
-        faults=faults,
-        verbose=args.verbose,
-    )
     done = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"conpeek-sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     try:
-        conn = shlex.quote(server.airflow_connection_json())
+        extra = {"ca_bundle": server.ca_file} if server.ca_file else {}
+        conn = shlex.quote(server.airflow_connection_json(**extra))
         print(
             f"conpeek-sandbox serving {server.url} (export AIRFLOW_CONN_CONPEEK_DEFAULT={conn})",
             flush=True,

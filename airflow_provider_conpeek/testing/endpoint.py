@@ -1,7 +1,8 @@
 """The ``voice_campaign_request_summary`` endpoint: checking a request and answering it.
 
 :func:`page_reply` is what the sandbox answers when no fault hits: 401 without the key,
-400 ``{"error": ..., "message": ...}`` for a bad ``limit``, ``offset`` or ``filter``,
+400 ``{"error": ..., "message": ...}`` for a bad ``limit``, ``offset`` or ``filter`` (or a
+``limit`` above ``reject_limit_above``),
 else 200 ``{"data": [...]}``. :class:`Reply` carries an answer to the HTTP handler and
 :class:`RequestLogEntry` is what the request log keeps of it.
 
@@ -94,6 +95,7 @@ def page_reply(
     *,
     api_key: str,
     max_limit: int | None = None,
+    reject_limit_above: int | None = None,
     ignore_offset: bool = False,
 ) -> Reply:
     """The endpoint's answer to a ``GET`` with these parameters, when no fault hits.
@@ -103,6 +105,7 @@ def page_reply(
     :param authorization: the ``Authorization`` header, None if absent.
     :param api_key: the value ``authorization`` must equal.
     :param max_limit: silently clamp larger ``limit`` values to this.
+    :param reject_limit_above: answer 400 to a larger ``limit``.
     :param ignore_offset: serve the page as if ``offset`` were 0 (the ``ignore_offset``
         fault), once ``offset`` has been validated.
     """
@@ -122,6 +125,9 @@ def page_reply(
             return Reply.error(400, "invalid_parameter", message)
         nums[name] = value
     limit, offset = nums["limit"], 0 if ignore_offset else nums["offset"]
+    if reject_limit_above is not None and limit > reject_limit_above:
+        message = f"limit must be at most {reject_limit_above}, got {limit}"
+        return Reply.error(400, "invalid_parameter", message)
     if max_limit is not None:
         limit = min(limit, max_limit)
     filters = Filters()

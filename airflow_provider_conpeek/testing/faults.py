@@ -2,7 +2,8 @@
 
 A :class:`FaultConfig` (``latency`` and a list of :class:`FaultRule`) is what a user sets;
 :class:`FaultState` counts the requests since it was set, picks the rule that hits one
-and turns the endpoint's answer into the faulted one.
+and turns the endpoint's answer into the faulted one. The handshake faults of a TLS sandbox
+hit connections instead, before any request: :meth:`FaultState.pick_connection`.
 
 Example::
 
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from airflow_provider_conpeek.testing.endpoint import Reply, parse_int
+from airflow_provider_conpeek.testing.tls import HANDSHAKE_FAULTS
 
 FAULT_KINDS = (
     "429",
@@ -30,6 +32,7 @@ FAULT_KINDS = (
     "ignore_offset",
     "malformed",
     "empty",
+    *HANDSHAKE_FAULTS,
 )
 """Every ``FaultRule.kind``."""
 STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503}
@@ -48,7 +51,10 @@ class FaultRule:
     :param kind: ``429``/``500``/``502``/``503`` (that status), ``drop`` (connection closed,
         no answer), ``stall`` (answer after ``stall_seconds``), ``ignore_offset`` (served
         as if ``offset=0``), ``malformed`` (a 200 whose body is not the API's) or
-        ``empty`` (a 200 with no records: a window that fills later).
+        ``empty`` (a 200 with no records: a window that fills later); on a TLS sandbox,
+        ``handshake_eof``/``handshake_reset`` (a new connection closed or reset during the
+        handshake; only ``first``, ``every``, ``probability`` and ``times`` apply, counted
+        per connection).
     :param retry_after: ``Retry-After`` value of a ``429``/``503``, sent verbatim.
     :param first: fire for ``n <= first``.
     :param every: fire when ``n % every == 0``.
@@ -88,6 +94,13 @@ class FaultRule:
             raise ValueError("every must be >= 1")
         if self.probability is not None and not 0 <= self.probability <= 1:
             raise ValueError("probability must be within 0..1")
+        if self.kind in HANDSHAKE_FAULTS and (
+            self.offsets is not None or self.limits is not None or self.per_filter
+        ):
+            raise ValueError(
+                f"{self.kind} hits a connection before any request: offsets, limits and "
+                "per_filter do not apply"
+            )
 
 
 @dataclass
@@ -135,7 +148,8 @@ class FaultConfig:
 class FaultState:
     """Runtime counters of a :class:`FaultConfig`.
 
-    :meth:`pick` and :meth:`pick_request` must be called under the server's lock;
+    :meth:`pick`, :meth:`pick_request` and :meth:`pick_connection` must be called under the
+    server's lock;
     :meth:`apply` (which sleeps) outside it.
 
     :param config: the faults whose counters start now.
@@ -163,23 +177,38 @@ class FaultState:
         """
         chosen: FaultRule | None = None
         for i, rule in enumerate(self.config.rules):
+            if rule.kind in HANDSHAKE_FAULTS:
+                continue
             if rule.offsets is not None and offset not in rule.offsets:
                 continue
             if rule.limits is not None and limit not in rule.limits:
                 continue
             counter = filter_text if rule.per_filter else None
             n = self.seen[i][counter] = self.seen[i].get(counter, 0) + 1
-            if chosen is not None:
-                continue
-            ok = rule.times is None or self.fired[i] < rule.times
-            ok = ok and (rule.first is None or n <= rule.first)
-            ok = ok and (rule.every is None or n % rule.every == 0)
-            if rule.probability is not None:
-                ok = self.rng.random() < rule.probability and ok
-            if ok:
-                self.fired[i] += 1
+            if chosen is None and self._fires(i, rule, n):
                 chosen = rule
         return chosen
+
+    def pick_connection(self) -> str | None:
+        """The handshake fault that hits a new TLS connection, if any (counts it)."""
+        chosen: str | None = None
+        for i, rule in enumerate(self.config.rules):
+            if rule.kind in HANDSHAKE_FAULTS:
+                n = self.seen[i][None] = self.seen[i].get(None, 0) + 1
+                if chosen is None and self._fires(i, rule, n):
+                    chosen = rule.kind
+        return chosen
+
+    def _fires(self, i: int, rule: FaultRule, n: int) -> bool:
+        """Whether rule ``i`` hits its ``n``-th eligible request (and count it if so)."""
+        ok = rule.times is None or self.fired[i] < rule.times
+        ok = ok and (rule.first is None or n <= rule.first)
+        ok = ok and (rule.every is None or n % rule.every == 0)
+        if rule.probability is not None:
+            ok = self.rng.random() < rule.probability and ok
+        if ok:
+            self.fired[i] += 1
+        return ok
 
     def pick_request(self, params: dict[str, list[str]]) -> FaultRule | None:
         """:meth:`pick` for a decoded query (``parse_qs``); the last of a repeated value counts."""

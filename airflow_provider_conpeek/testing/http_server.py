@@ -2,8 +2,9 @@
 
 The handler speaks HTTP (keep-alive, one write per answer), routes ``/_sandbox/...`` to
 the admin endpoints and every other request to the :class:`~.sandbox.SandboxServer`,
-whose :class:`~.endpoint.Reply` it sends. Admin endpoints need no key, are never faulted
-and are not logged:
+whose :class:`~.endpoint.Reply` it sends. With an ``ssl_context`` the server speaks HTTPS:
+each connection's handshake (or its handshake fault) runs on the connection's thread. Admin
+endpoints need no key, are never faulted and are not logged:
 
 * ``POST /_sandbox/faults`` (body: FaultConfig JSON), ``GET /_sandbox/faults``
 * ``GET /_sandbox/requests`` (request log), ``POST /_sandbox/reset`` (log and faults)
@@ -18,12 +19,14 @@ import contextlib
 import json
 import socket
 import socketserver
+import ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from airflow_provider_conpeek.testing.endpoint import Reply
 from airflow_provider_conpeek.testing.faults import FaultConfig
+from airflow_provider_conpeek.testing.tls import accept, cut_handshake
 
 if TYPE_CHECKING:
     from airflow_provider_conpeek.testing.sandbox import SandboxServer
@@ -42,12 +45,33 @@ class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
     sandbox: SandboxServer
+    ssl_context: ssl.SSLContext | None = None
+    """Set for HTTPS."""
 
     def server_bind(self) -> None:
         # Skip HTTPServer's getfqdn() (a DNS lookup that can take seconds).
         socketserver.TCPServer.server_bind(self)
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection; over TLS, after the handshake or a handshake fault."""
+        if self.ssl_context is None:
+            super().finish_request(request, client_address)
+            return
+        fault = self.sandbox.connection_fault()
+        if fault is not None:
+            cut_handshake(request, fault)
+            return
+        tls = accept(self.ssl_context, request)
+        if tls is None:
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.shutdown(socket.SHUT_WR)
+            tls.close()
 
 
 class SandboxHTTPServer6(SandboxHTTPServer):

@@ -1,7 +1,8 @@
 """A local, standard-library fake of the Conpeek ``voice_campaign_request_summary`` API.
 
 :class:`SandboxServer` serves deterministic records (:mod:`.generation`, :mod:`.records`)
-over real HTTP/1.1 with keep-alive (:mod:`.http_server`), enforces the API key, validates
+over real HTTP/1.1 with keep-alive (:mod:`.http_server`), or HTTPS (:mod:`.tls`), enforces
+the API key, validates
 ``limit``/``offset``/``filter`` strictly (:mod:`.endpoint`, :mod:`.filter_semantics`) and
 can inject faults (:mod:`.faults`) set at runtime through Python, the CLI or the admin
 HTTP endpoints.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +40,7 @@ from airflow_provider_conpeek.testing.http_server import (
     SandboxHTTPServer6,
 )
 from airflow_provider_conpeek.testing.records import RecordStore
+from airflow_provider_conpeek.testing.tls import HANDSHAKE_FAULTS, self_signed_cert, server_context
 
 
 class SandboxServer:
@@ -52,6 +55,9 @@ class SandboxServer:
     :param host: address to listen on.
     :param port: port to listen on; 0 picks a free one (see :attr:`port` once started).
     :param max_limit: silently clamp larger ``limit`` values to this.
+    :param reject_limit_above: answer HTTP 400 to a larger ``limit``.
+    :param tls: serve HTTPS: ``True`` with a self-signed certificate for ``127.0.0.1``,
+        ``localhost`` and ``::1`` (see :attr:`ca_file`), or ``(certfile, keyfile)``.
     :param faults: faults to inject from the start.
     :param verbose: log each request to stderr.
     :param sleep: called with the seconds of each ``latency`` and ``stall`` delay, on the
@@ -82,6 +88,8 @@ class SandboxServer:
         host: str = "127.0.0.1",
         port: int = 0,
         max_limit: int | None = None,
+        reject_limit_above: int | None = None,
+        tls: bool | tuple[str, str] = False,
         faults: FaultConfig | None = None,
         verbose: bool = False,
         sleep: Callable[[float], object] | None = None,
@@ -91,11 +99,17 @@ class SandboxServer:
         self.path_prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
         self.api_path = f"{self.path_prefix}/{ENDPOINT}"
         self.host, self.port = host, port
-        self.max_limit = max_limit
+        self.max_limit, self.reject_limit_above = max_limit, reject_limit_above
         self.verbose = verbose
+        self._tls = tls if isinstance(tls, tuple) else None
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="conpeek-tls-") if tls is True else None
+        if self._tls_dir is not None:  # removed with the server object
+            self._tls = self_signed_cert(self._tls_dir.name)
         self._lock = threading.Lock()
         self._log: list[RequestLogEntry] = []
-        self._faults = FaultState(faults or FaultConfig())
+        self._conn_faults: list[str] = []
+        self._faults = FaultState(FaultConfig())
+        self.set_faults(faults)
         self._conns: set[socket.socket] = set()
         self._stopping = threading.Event()
         self._sleep = sleep or self._stopping.wait
@@ -110,6 +124,7 @@ class SandboxServer:
         cls = SandboxHTTPServer6 if ":" in self.host else SandboxHTTPServer
         httpd = cls((self.host, self.port), SandboxHandler)
         httpd.sandbox = self
+        httpd.ssl_context = server_context(*self._tls) if self._tls else None
         self.port = int(httpd.server_address[1])
         self._stopping.clear()
         self._httpd = httpd
@@ -147,10 +162,7 @@ class SandboxServer:
     def track(self, conn: socket.socket, add: bool) -> None:
         """Register (or forget) an accepted connection so :meth:`stop` can close it."""
         with self._lock:
-            if add:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
+            (self._conns.add if add else self._conns.discard)(conn)
 
     # -- public helpers ----------------------------------------------------------------
     @property
@@ -159,7 +171,7 @@ class SandboxServer:
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)  # noqa: S104
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}{self.path_prefix}"
+        return f"{'https' if self._tls else 'http'}://{host}:{self.port}{self.path_prefix}"
 
     @property
     def endpoint_url(self) -> str:
@@ -177,14 +189,39 @@ class SandboxServer:
         return self._api_key
 
     @property
+    def ca_file(self) -> str | None:
+        """The certificate served over TLS (the CA bundle to trust), or None without TLS."""
+        return self._tls[0] if self._tls else None
+
+    @property
     def faults(self) -> FaultConfig:
         """The current fault configuration."""
         return self._faults.config
 
     def set_faults(self, faults: FaultConfig | None) -> None:
-        """Replace the faults; rule counters (``first``, ``every``, ``times``) restart."""
+        """Replace the faults; rule counters (``first``, ``every``, ``times``) restart.
+
+        :raises ValueError: for a handshake fault on a sandbox without TLS.
+        """
+        faults = faults or FaultConfig()
+        if not self._tls and any(r.kind in HANDSHAKE_FAULTS for r in faults.rules):
+            raise ValueError("handshake faults need a TLS sandbox: SandboxServer(tls=True)")
         with self._lock:
-            self._faults = FaultState(faults or FaultConfig())
+            self._faults = FaultState(faults)
+
+    def connection_fault(self) -> str | None:
+        """The handshake fault (if any) for a new TLS connection, recorded when it fires."""
+        with self._lock:
+            kind = self._faults.pick_connection()
+            if kind is not None:
+                self._conn_faults.append(kind)
+        return kind
+
+    @property
+    def connection_faults(self) -> list[str]:
+        """The handshake faults that fired, oldest first (not in :attr:`request_log`)."""
+        with self._lock:
+            return list(self._conn_faults)
 
     def add_records(self, records: list[dict[str, Any]]) -> None:
         """Add records at runtime (each needs ``created_date``); merged into the order."""
@@ -197,9 +234,10 @@ class SandboxServer:
             return list(self._log)
 
     def clear_log(self) -> None:
-        """Forget the request log."""
+        """Forget the request log and :attr:`connection_faults`."""
         with self._lock:
             self._log.clear()
+            self._conn_faults.clear()
 
     def expected_records(self, filters: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """All records the endpoint returns for ``filters`` across all pages, in order.
@@ -246,6 +284,7 @@ class SandboxServer:
                     headers.get("Authorization"),
                     api_key=self._api_key,
                     max_limit=self.max_limit,
+                    reject_limit_above=self.reject_limit_above,
                     ignore_offset=ignore_offset,
                 )
 
