@@ -178,7 +178,7 @@ STAGES = (
     ("  of which gzip: zlib compress", "~", "<method 'compress' of 'zlib.Compress' objects>"),
     ("  of which crc32", "~", "<built-in method zlib.crc32>"),
     ("finish gzip file: JsonLinesFile.close", "jsonlines.py", "close"),
-    ("upload: S3Hook.load_file (incl. S3 client setup)", "amazon/aws/hooks/s3.py", "load_file"),
+    ("upload: S3Destination.write (conditional PutObject/multipart)", "s3write.py", "write"),
 )
 
 

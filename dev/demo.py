@@ -78,7 +78,7 @@ def check(s3: S3Server, sandbox: SandboxServer) -> bool:
     total = 0
     ok = True
     for day in DAYS:
-        key = f"conpeek/voice_campaign_request_summary/{day}.jsonl.gz"
+        key = f"conpeek/voice_campaign_request_summary/{day.replace('-', '')}T000000.jsonl.gz"
         body = s3.read(BUCKET, key)
         count = len(gzip.decompress(body).splitlines())
         total += count

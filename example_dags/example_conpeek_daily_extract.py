@@ -6,8 +6,10 @@ base URL, e.g. ``https://tenant.cloud.conpeek.com/api/v1_3``; password: the API 
 
 Each run waits until Conpeek holds records for its UTC day (deferred: no worker slot is held
 while waiting), then extracts exactly that day, ``[data_interval_start,
-data_interval_end)``, into ``s3://<bucket>/conpeek/voice_campaign_request_summary/<day>.jsonl.gz``.
-Reruns and backfills overwrite their own day's object.
+data_interval_end)``, into
+``s3://<bucket>/conpeek/voice_campaign_request_summary/<YYYYMMDDTHHMMSS>.jsonl.gz``, named by
+the interval's start in UTC (``20260101T000000`` for 1 January). Reruns and backfills
+overwrite their own interval's object, and no other.
 """
 
 # [START howto_conpeek_daily_extract]
@@ -56,7 +58,11 @@ with DAG(
         conpeek_conn_id="conpeek_default",
         aws_conn_id="aws_default",
         s3_bucket=S3_BUCKET,
-        s3_key="conpeek/voice_campaign_request_summary/{{ data_interval_start | ds }}.jsonl.gz",
+        # One key per interval whatever the schedule: the interval's start to the second, in
+        # UTC (a Europe/Warsaw day starting 2024-03-01 00:00 local is 20240229T230000).
+        s3_key=(
+            "conpeek/voice_campaign_request_summary/{{ data_interval_start | ts_nodash }}.jsonl.gz"
+        ),
     )
     wait_for_records >> extract
 # [END howto_conpeek_daily_extract]

@@ -49,7 +49,7 @@ def test_three_daily_runs_then_a_rerun(
     for day in DAYS:
         run = run_day(day)
         assert run.state == "success", run
-        key = f"conpeek/voice_campaign_request_summary/{day.to_date_string()}.jsonl.gz"
+        key = f"conpeek/voice_campaign_request_summary/{day:%Y%m%dT%H%M%S}.jsonl.gz"
         objects[key] = s3_server.read(s3_bucket, key)
         lines = [json.loads(line) for line in gzip.decompress(objects[key]).splitlines()]
         start, end = (
@@ -72,5 +72,5 @@ def test_three_daily_runs_then_a_rerun(
 
     rerun = run_day(DAYS[1])
     assert rerun.state == "success"
-    key = f"conpeek/voice_campaign_request_summary/{DAYS[1].to_date_string()}.jsonl.gz"
+    key = f"conpeek/voice_campaign_request_summary/{DAYS[1]:%Y%m%dT%H%M%S}.jsonl.gz"
     assert s3_server.read(s3_bucket, key) == objects[key]

@@ -16,6 +16,7 @@ import pendulum
 import pytest
 from airflow_compat import DAG, AirflowFailException, serialization_round_trip
 
+from airflow_provider_conpeek import tempfiles
 from airflow_provider_conpeek.exceptions import (
     ConpeekConfigError,
     ConpeekPagingError,
@@ -63,6 +64,13 @@ def tmpdir_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def leftovers(tmp: Path) -> list[Path]:
+    """What the operator left in the temp dir: anything but its (empty) own directory."""
+    root = tempfiles.root_dir()
+    assert root.parent == tmp
+    return [p for p in tmp.iterdir() if p != root] + (list(root.iterdir()) if root.exists() else [])
+
+
 def test_extracts_exactly_the_interval(
     airflow_connections: Any, s3_server: Any, s3_bucket: str, tmpdir_watch: Path
 ) -> None:
@@ -85,7 +93,7 @@ def test_extracts_exactly_the_interval(
         },
     }
     assert json.loads(json.dumps(result)) == result  # XCom-safe
-    assert list(tmpdir_watch.iterdir()) == []  # temp files cleaned up
+    assert leftovers(tmpdir_watch) == []  # temp files cleaned up
 
 
 def test_adjacent_windows_partition_the_records(
@@ -170,7 +178,7 @@ def test_failure_mid_extract_leaves_nothing(
     with pytest.raises(ConpeekPagingError, match="Malformed"):
         make(s3_bucket).execute(context())
     assert s3_server.keys(s3_bucket) == []
-    assert list(tmpdir_watch.iterdir()) == []
+    assert leftovers(tmpdir_watch) == []
 
 
 def test_rejected_request_leaves_nothing(
@@ -210,7 +218,7 @@ def test_s3_down_fails_and_cleans_up(
     )
     with pytest.raises(Exception):  # noqa: B017, PT011 - botocore's own connection error
         make(s3_bucket).execute(context())
-    assert list(tmpdir_watch.iterdir()) == []
+    assert leftovers(tmpdir_watch) == []
 
 
 def test_window_in_the_future_warns(

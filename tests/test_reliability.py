@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DAG_ID = "example_conpeek_daily_extract"
 DAY = pendulum.datetime(2026, 1, 2, tz="UTC")
-KEY = f"conpeek/voice_campaign_request_summary/{DAY.to_date_string()}.jsonl.gz"
+KEY = f"conpeek/voice_campaign_request_summary/{DAY:%Y%m%dT%H%M%S}.jsonl.gz"
 FAST_RETRIES = {"read_timeout": 1, "max_retries": 6, "max_retry_wait": 2}
 
 

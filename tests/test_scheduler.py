@@ -44,7 +44,7 @@ EXAMPLE_DAG = ROOT / "example_dags" / "example_conpeek_daily_extract.py"
 DAG_ID = "example_conpeek_daily_extract"
 START_DATE_IN_EXAMPLE = 'start_date=pendulum.datetime(2026, 1, 1, tz="UTC")'
 POKE_INTERVAL_IN_EXAMPLE = "poke_interval=600,"
-KEY = "conpeek/voice_campaign_request_summary/{day}.jsonl.gz"
+KEY = "conpeek/voice_campaign_request_summary/{day:%Y%m%dT%H%M%S}.jsonl.gz"
 SENSOR_CLASS = "VoiceCampaignSummarySensor"
 OPERATOR_CLASS = "VoiceCampaignSummaryToS3Operator"
 RUNS_TIMEOUT = 600.0  # Airflow 2.11 runs one task at a time, each a fresh process
@@ -196,9 +196,9 @@ def test_three_scheduled_runs_defer_and_extract(
     assert {r["run_type"] for r in runs} == {"scheduled"}
 
     # Each day's object holds exactly the sandbox's records of that day (templated key).
-    assert sorted(s3_server.keys(s3_bucket)) == [KEY.format(day=d.to_date_string()) for d in days]
+    assert sorted(s3_server.keys(s3_bucket)) == [KEY.format(day=d) for d in days]
     for day in days:
-        body = s3_server.read(s3_bucket, KEY.format(day=day.to_date_string()))
+        body = s3_server.read(s3_bucket, KEY.format(day=day))
         lines = [json.loads(line) for line in gzip.decompress(body).splitlines()]
         expected = sandbox.expected_records(window_filters(day))
         assert expected, f"the sandbox has no records on {day}"
@@ -209,7 +209,7 @@ def test_three_scheduled_runs_defer_and_extract(
         ti = _task_instance(home, run["dag_run_id"], extract_id)
         interval_start = pendulum.parse(run["data_interval_start"])
         assert isinstance(interval_start, pendulum.DateTime), run
-        key = KEY.format(day=interval_start.to_date_string())
+        key = KEY.format(day=interval_start)
         assert ti["rendered_fields"]["s3_key"] == key, ti["rendered_fields"]
         assert ti["rendered_fields"]["s3_bucket"] == s3_bucket
 

@@ -1,24 +1,27 @@
 """VoiceCampaignSummaryToS3Operator: one data interval of records, streamed into S3.
 
 Heavy imports (requests, boto3) happen in ``execute()``, so a DAG file that uses the
-operator parses fast.
+operator parses fast. The work is delegated: :mod:`~airflow_provider_conpeek.destination`
+and :mod:`~airflow_provider_conpeek.s3write` (the S3 checks, the metadata, the conditional
+write), :mod:`~airflow_provider_conpeek.extract` (paging into a temporary file, stoppable by
+``on_kill``) and :mod:`~airflow_provider_conpeek.tempfiles` (where temporary files live).
 """
 
 from __future__ import annotations
 
-import tempfile
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_conpeek._compat import BaseOperator
 from airflow_provider_conpeek.client.paging import DEFAULT_CONCURRENCY, validate_paging_args
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
-from airflow_provider_conpeek.exceptions import ConpeekConfigError
+from airflow_provider_conpeek.destination import check_destination, check_replace
 from airflow_provider_conpeek.window import WINDOW_TEMPLATE_FIELDS, WindowArguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_conpeek.extract import Extraction
 
 PROGRESS_EVERY_SECONDS = 10.0
 
@@ -29,17 +32,23 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
     The window is half-open, ``[window_start, window_end)``, on ``date_property`` (UTC), and
     defaults to the run's data interval, so consecutive runs neither overlap nor leave a gap.
     Records are written verbatim as JSON Lines (gzip by default) into a temporary file, page
-    by page, then uploaded with the Amazon provider's ``S3Hook``: memory stays flat however
-    many records the window holds, and a failed run leaves no object and no temporary file.
+    by page, then uploaded in one conditional write: memory stays flat however many records
+    the window holds, and a failed or killed run leaves no object and no temporary file.
+
+    Before the first Conpeek request, the bucket is checked (``HeadBucket``) and so is what
+    the key holds: an object of *another* window is never overwritten. The object carries
+    its window, filters, record count and the provider version as S3 metadata.
 
     Use a timetable with real data intervals: in Airflow 3 ``schedule="@daily"`` gives runs a
     zero-length interval, which this operator refuses.
 
-    :param s3_bucket: destination bucket (templated).
-    :param s3_key: destination key (templated); ends in ``.gz`` exactly when
+    :param s3_bucket: destination bucket, a bare name (templated).
+    :param s3_key: destination key (templated), unique per interval, e.g. with
+        ``{{ data_interval_start | ts_nodash }}``; ends in ``.gz`` exactly when
         ``compression="gzip"``.
     :param conpeek_conn_id: the Conpeek connection.
-    :param aws_conn_id: the AWS connection used by ``S3Hook``.
+    :param aws_conn_id: the AWS connection used by ``S3Hook``; it must exist. ``None`` uses
+        the default AWS credentials (environment, instance profile...) on purpose.
     :param filters: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
     :param date_property: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
     :param window_start: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
@@ -47,8 +56,10 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
     :param page_size: records per request.
     :param concurrency: requests in flight at once; 1 pages sequentially.
     :param compression: ``"gzip"`` (default) or ``"none"``.
-    :param replace: overwrite an existing object (default ``True``: reruns rewrite their
-        interval). With ``False`` an existing object fails the task before any request.
+    :param replace: ``True`` (default): overwrite the object of this same window (a rerun),
+        never another window's object nor one without the provider's metadata. ``False``:
+        never overwrite. ``"always"``: overwrite whatever the key holds. Checked before any
+        request, and enforced by the write's precondition.
 
     Returns (XCom) a small dict: ``s3_uri``, ``records``, ``bytes``, ``pages``, ``window``.
 
@@ -59,7 +70,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         VoiceCampaignSummaryToS3Operator(
             task_id="extract",
             s3_bucket="contact-centre",
-            s3_key="conpeek/voice_campaign_request_summary/{{ ds }}.jsonl.gz",
+            s3_key="conpeek/summary/{{ data_interval_start | ts_nodash }}.jsonl.gz",
         )
     """
 
@@ -81,7 +92,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         page_size: int = 100,
         concurrency: int = DEFAULT_CONCURRENCY,
         compression: str = "gzip",
-        replace: bool = True,
+        replace: bool | str = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,86 +110,83 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         self.replace = replace
 
     def execute(self, context: Context) -> dict[str, Any]:
-        """Validate everything, then page the window into a temp file and upload it."""
+        """Validate everything, check the destination, then page the window and upload it."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
+        from airflow_provider_conpeek.destination import ObjectStamp, check_aws_connection
+        from airflow_provider_conpeek.extract import KILLED, Extraction
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
-        from airflow_provider_conpeek.jsonlines import JsonLinesFile, check_compression
+        from airflow_provider_conpeek.jsonlines import check_compression
+        from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination
 
-        bucket, key = _check_destination(self.s3_bucket, self.s3_key)
+        self._killed = False
+        self._extraction: Extraction | None = None
+        # Everything that needs no I/O first, then the connections, then S3, then Conpeek.
+        bucket, key = check_destination(self.s3_bucket, self.s3_key)
         compression = check_compression(self.compression, key)
+        replace = check_replace(self.replace)
         validate_paging_args(self.page_size, self.concurrency)
         window, filters = self.resolve_window_filters(context)
         hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
         hook.settings  # noqa: B018 - fail on a bad connection before any request
         s3 = S3Hook(aws_conn_id=self.aws_conn_id)
-        if not self.replace and s3.check_for_key(key, bucket):
-            raise ConpeekConfigError(
-                f"s3://{bucket}/{key} already exists and replace=False. Delete it, or pass "
-                "replace=True to overwrite it."
-            )
+        check_aws_connection(self.aws_conn_id, s3.get_connection)
+        transfer = s3.transfer_config
+        dest = S3Destination(
+            s3.get_conn(),
+            bucket,
+            key,
+            credentials=(
+                f"the AWS connection {self.aws_conn_id!r}"
+                if self.aws_conn_id
+                else "the default AWS credentials (aws_conn_id=None)"
+            ),
+            multipart_threshold=transfer.multipart_threshold,
+            part_size=transfer.multipart_chunksize,
+        )
+        dest.check_bucket()
+        stamp = ObjectStamp.for_window(window, filters[len(window.filters) :])
+        dest.prepare(stamp, replace=replace)
+        if self._killed:
+            raise ExtractCancelled(KILLED.format(uri=dest.uri))
 
-        uri = f"s3://{bucket}/{key}"
         self.log.info(
             "Extracting %s in [%s, %s) UTC into %s",
             window.date_property,
             window.start,
             window.end,
-            uri,
+            dest.uri,
         )
-        started = time.monotonic()
-        pages = 0
-        with (
-            tempfile.TemporaryDirectory(prefix="conpeek-") as tmp,
-            hook.get_conn() as client,
-        ):
-            with JsonLinesFile(tmp, compression=compression) as out:
-                last_report = started
-                for page in client.iter_pages(
-                    filters, page_size=self.page_size, concurrency=self.concurrency
-                ):
-                    out.write_page(page)
-                    pages += 1
-                    now = time.monotonic()
-                    if now - last_report >= PROGRESS_EVERY_SECONDS:
-                        last_report = now
-                        self._log_progress("Progress", pages, out.records, now - started)
-            client.close()  # before the upload: nothing of Conpeek's is held meanwhile
-            size = out.bytes_written
-            s3.load_file(filename=str(out.path), key=key, bucket_name=bucket, replace=True)
-        elapsed = time.monotonic() - started
-        self._log_progress(f"Wrote {uri} ({size} bytes):", pages, out.records, elapsed)
+        self._extraction = Extraction(
+            hook.get_conn(),
+            dest,
+            stamp,
+            filters,
+            page_size=self.page_size,
+            concurrency=self.concurrency,
+            compression=compression,
+            log=self.log,
+            progress_every=PROGRESS_EVERY_SECONDS,
+        )
+        try:
+            done = self._extraction.run()
+        finally:
+            self._extraction = None  # nothing unpicklable stays on the task
         return {
-            "s3_uri": uri,
-            "records": out.records,
-            "bytes": size,
-            "pages": pages,
+            "s3_uri": dest.uri,
+            "records": done["records"],
+            "bytes": done["bytes"],
+            "pages": done["pages"],
             "window": window.as_dict(),
         }
 
-    def _log_progress(self, what: str, pages: int, records: int, elapsed: float) -> None:
-        rate = records / elapsed if elapsed > 0 else 0.0
-        self.log.info(
-            "%s %d pages, %d records in %.1f s (%.0f records/s)",
-            what,
-            pages,
-            records,
-            elapsed,
-            rate,
-        )
+    def on_kill(self) -> None:
+        """Stop at once: no further request, client closed, upload aborted, temp file gone.
 
-
-def _check_destination(bucket: Any, key: Any) -> tuple[str, str]:
-    """Bucket and key as rendered: non-empty strings, the key not a full URL."""
-    for name, value in (("s3_bucket", bucket), ("s3_key", key)):
-        if not isinstance(value, str) or not value.strip():
-            raise ConpeekConfigError(
-                f"{name} is empty after rendering (got {value!r}). Give it a value, or check "
-                "the template that renders it."
-            )
-    if key.startswith("s3://"):
-        raise ConpeekConfigError(
-            f"s3_key {key!r} is a full URL. Pass the bucket as s3_bucket and only the key "
-            "(for example 'conpeek/{{ ds }}.jsonl.gz') as s3_key."
-        )
-    return bucket.strip(), key.lstrip("/")
+        Airflow calls this on SIGTERM (a timeout, a task marked failed or cleared, a worker
+        shutting down); then ``execute()`` raises.
+        """
+        self._killed = True
+        extraction = getattr(self, "_extraction", None)
+        if extraction is not None:
+            extraction.stop()
