@@ -32,6 +32,7 @@ from airflow_provider_conpeek.testing.sandbox import FaultConfig
 DAY1 = pendulum.datetime(2026, 1, 1, tz="UTC")
 DAY2 = DAY1.add(days=1)
 KEY = "out/day.jsonl.gz"
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 MIB = 1024 * 1024
 
 
@@ -93,6 +94,22 @@ def test_missing_bucket_fails_before_any_request(airflow_connections: Any, s3_se
         make("no-such-bucket").execute(ctx())
     assert isinstance(info.value, AirflowFailException)  # no retry can create it
     assert sandbox.request_log == []
+
+
+@pytest.mark.e2e
+def test_example_dag_with_a_missing_bucket_fails_without_paging(
+    airflow_db: Any, airflow_connections: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through ``dag.test()``: the sensor's one-record probe is the only Conpeek request, and
+    the extract fails once (AirflowFailException: its two task retries are not spent)."""
+    sandbox = airflow_connections
+    monkeypatch.setenv("CONPEEK_S3_BUCKET", "no-such-bucket")
+    dag = load_dag(EXAMPLE_DAGS, "example_conpeek_daily_extract")
+    run = run_dag_test(dag, DAY2)
+    assert run.state == "failed"
+    states = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    assert states["extract_voice_campaign_request_summary"] == ("failed", 1)
+    assert [entry.params.get("limit") for entry in sandbox.request_log] == [["1"]]
 
 
 class Forbidden(BaseHTTPRequestHandler):
