@@ -120,10 +120,10 @@ class Extraction:
         """Stop everything now, from any thread or a signal handler. Idempotent."""
         self.stopped.set()
         self._paging_cancel.set()
-        self.client.close()
-        self.dest.abort()
-        if self._tmp is not None:
+        if self._tmp is not None:  # local clean-up first: Airflow 3 sends SIGKILL after 5 s
             self._tmp.remove()
+        self.client.close()
+        self.dest.abort()  # an S3 call, last
 
     # -- the worker thread -------------------------------------------------------------------
 

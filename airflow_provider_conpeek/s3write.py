@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 MAX_PARTS = 10_000
 CONFLICT_RETRIES = 3
 PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
+WRITE_ID = "conpeek-write-id"
+"""Object metadata naming the extract that wrote it (a random id per extract)."""
 
 
 class ExtractCancelled(ConpeekError):
@@ -85,6 +88,9 @@ class S3Destination:
         self.condition = WriteCondition(if_none_match=True)
         self._lock = threading.Lock()
         self._upload_id: str | None = None
+        # Marks this extract's own object: a write whose answer was lost, retried by botocore
+        # and refused by its own precondition is recognised as done (see :meth:`write`).
+        self.write_id = uuid.uuid4().hex
 
     # -- before paging -----------------------------------------------------------------------
 
@@ -163,13 +169,17 @@ class S3Destination:
         :param extra_args: ``ContentType`` and the like, for ``PutObject`` and
             ``CreateMultipartUpload``.
         """
-        args = {**extra_args, "Metadata": stamp.metadata(records=records)}
+        metadata = {**stamp.metadata(records=records), WRITE_ID: self.write_id}
+        args = {**extra_args, "Metadata": metadata}
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
                 return self._upload(path, args, self.condition)
             except Exception as exc:
                 status, code = _status(exc)
-                if code not in PRECONDITION_CODES and status != 412:
+                gone = self.condition.if_match is not None and (
+                    status == 404 or code in ("404", "NoSuchKey")
+                )  # the object the write was to replace was deleted meanwhile
+                if code not in PRECONDITION_CODES and status != 412 and not gone:
                     if status == 501 and self.condition.put_args():
                         raise ConpeekConfigError(
                             f"The S3 server of {self.uri} does not support conditional "
@@ -177,6 +187,9 @@ class S3Destination:
                             "condition (nothing then guards against concurrent writers)."
                         ) from exc
                     raise
+                own = self._own_etag()
+                if own is not None:  # the refused write was a resend of one that landed
+                    return own
                 if attempt == CONFLICT_RETRIES:
                     raise
                 log.warning(
@@ -184,6 +197,15 @@ class S3Destination:
                 )
                 self.prepare(stamp, replace=self.replace)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _own_etag(self) -> str | None:
+        """The ETag of the key if it holds this extract's own write, else ``None``."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key)
+        except Exception:
+            return None
+        metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
+        return str(head["ETag"]) if metadata.get(WRITE_ID) == self.write_id else None
 
     def _upload(self, path: Path, args: dict[str, Any], condition: WriteCondition) -> str:
         self._check_cancel()
@@ -224,11 +246,12 @@ class S3Destination:
                         part["ChecksumCRC32"] = answer["ChecksumCRC32"]
                     parts.append(part)
             self._check_cancel()
-            if condition.if_match is not None:
+            if condition.if_match is not None or condition.if_none_match:
                 # moto (and perhaps other stores) ignores If-Match on this call; AWS does not.
-                # Looking once more narrows the race where the header is not honoured.
+                # Looking once more narrows the race where a header is not honoured.
                 now = self.head()
-                if now is None or now.etag != condition.if_match:
+                expected = condition.if_match  # None: the key must still be empty
+                if (now.etag if now is not None else None) != expected:
                     raise _precondition_failed()
             done = self.client.complete_multipart_upload(
                 Bucket=self.bucket,

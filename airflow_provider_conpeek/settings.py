@@ -65,6 +65,8 @@ def _api_key(conn_id: str, password: str | None) -> str:
     api_key = raw_key.strip()  # a key pasted or read from a file often ends with a newline
     mask_secret(raw_key)
     mask_secret(api_key)
+    if api_key[:7].lower() == "bearer ":  # refused with a hint later; mask the bare key too
+        mask_secret(api_key[7:].strip())
     if not api_key:
         raise ConpeekConfigError(
             f"Connection {conn_id!r} has no API key. Put the key in the "

@@ -92,8 +92,13 @@ def sweep_leftovers(root: Path | None = None) -> list[Path]:
         pid = int(match["pid"])
         if pid == me or pid_alive(pid):
             continue
-        size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        try:  # another extract's sweep may be removing it at the same time
+            size = sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
+        except OSError:
+            size = 0
         shutil.rmtree(entry, ignore_errors=True)
+        if entry.exists():
+            continue
         log.info(
             "Removed %s (%d bytes), left behind by process %d, which no longer exists.",
             entry,

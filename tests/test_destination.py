@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -187,6 +188,7 @@ def test_object_carries_its_window_filters_count_version_and_type(
     result = make(s3_bucket, filters=extra).execute(ctx())
     head = s3_server.client().head_object(Bucket=s3_bucket, Key=KEY)
     filters_json = '[{"property":"project_id_list","value":[11,13]}]'
+    assert re.fullmatch(r"[0-9a-f]{32}", head["Metadata"].pop("conpeek-write-id"))
     assert head["Metadata"] == {
         "conpeek-endpoint": "voice_campaign_request_summary",
         "conpeek-date-property": "created_date",
@@ -313,6 +315,12 @@ def meanwhile(
     return start
 
 
+WINDOW_DAY1 = [
+    {"property": "created_date", "operator": "gte", "value": "2026-01-01 00:00:00"},
+    {"property": "created_date", "operator": "lt", "value": "2026-01-02 00:00:00"},
+]
+
+
 def stamped(day: pendulum.DateTime) -> dict[str, str]:
     return {
         "conpeek-date-property": "created_date",
@@ -379,6 +387,42 @@ def test_the_same_window_written_meanwhile_is_replaced(
     )
     lines = gzip.decompress(s3_server.read(s3_bucket, KEY)).splitlines()
     assert [json.loads(line) for line in lines] == expected
+
+
+def test_the_object_deleted_meanwhile_is_written_anew(
+    meanwhile: Callable[..., Any], s3_server: Any, s3_bucket: str
+) -> None:
+    """The key held this window's object at the check (``If-Match``); it was deleted while
+    the extract paged: S3 answers 404 to the conditional write, and the key is empty now."""
+    client = s3_server.client()
+    meanwhile(lambda: None)
+    make(s3_bucket).execute(ctx())
+    sandbox = meanwhile(lambda: client.delete_object(Bucket=s3_bucket, Key=KEY))
+    result = make(s3_bucket).execute(ctx())
+    lines = gzip.decompress(s3_server.read(s3_bucket, KEY)).splitlines()
+    assert len(lines) == result["records"] == len(sandbox.expected_records(WINDOW_DAY1))
+
+
+def test_a_resent_write_that_had_landed_is_this_extracts_own(
+    s3_server: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    """A PutObject whose answer was lost lands; botocore resends it with the same
+    ``If-None-Match: *`` and S3 refuses: the object carries this extract's write id, so
+    the write is done (with replace=False, not "already exists")."""
+    from airflow_provider_conpeek.destination import ObjectStamp
+    from airflow_provider_conpeek.s3write import S3Destination
+
+    dest = S3Destination(s3_server.client(), s3_bucket, KEY)
+    stamp = ObjectStamp.from_metadata(stamped(DAY1))
+    assert stamp is not None
+    assert dest.prepare(stamp, replace=False) is None
+    path = tmp_path / "records.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"id": 1}\n'))
+    first = dest.write(path, stamp, records=1, extra_args={})
+    assert dest.write(path, stamp, records=1, extra_args={}) == first  # the "resend"
+    other = S3Destination(s3_server.client(), s3_bucket, KEY)  # another extract: refused
+    with pytest.raises(ConpeekConfigError, match="replace=False"):
+        other.prepare(stamp, replace=False)
 
 
 @pytest.mark.parametrize("multipart", [False, True], ids=["put", "multipart"])

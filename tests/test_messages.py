@@ -241,3 +241,12 @@ def test_dag_messages_and_templated_filters(
     assert "lower page_size" in printed
     assert "the API wants the raw key" in printed
     assert KEY not in printed
+
+
+def test_a_key_pasted_with_bearer_is_redacted_bare_too() -> None:
+    """A 5xx or proxy body echoing the bare key must not carry it into an exception."""
+    from airflow_provider_conpeek.client.responses import redact
+
+    text = f"echo: {KEY}; header: Bearer {KEY}"
+    assert redact(text, f"Bearer {KEY}") == "echo: ***; header: ***"
+    assert redact(text, KEY) == "echo: ***; header: Bearer ***"

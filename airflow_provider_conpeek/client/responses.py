@@ -171,8 +171,13 @@ def transport_problem(exc: requests.exceptions.RequestException, settings: Conpe
 
 
 def redact(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
-    return text.replace(secret, "***") if secret else text
+    """``text`` with every occurrence of ``secret`` replaced by ``***`` (and of the bare key,
+    when ``secret`` was pasted as ``Bearer <key>``)."""
+    if not secret:
+        return text
+    text = text.replace(secret, "***")
+    bare = _BEARER.sub("", secret, count=1).strip() if _BEARER.match(secret) else ""
+    return text.replace(bare, "***") if bare else text
 
 
 def excerpt(response: requests.Response | None, secret: str) -> str:

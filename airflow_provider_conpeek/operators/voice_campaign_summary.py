@@ -9,6 +9,7 @@ write), :mod:`~airflow_provider_conpeek.extract` (paging into a temporary file, 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,12 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate everything, check the destination, then page the window and upload it."""
+        try:
+            return self._execute(context, self._kill_event())
+        finally:  # the next try, if it runs in this process (dag.test()), starts unkilled
+            self.__dict__.pop("_kill", None)
+
+    def _execute(self, context: Context, killed: threading.Event) -> dict[str, Any]:
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
         from airflow_provider_conpeek.destination import ObjectStamp, check_aws_connection
@@ -119,7 +126,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         from airflow_provider_conpeek.jsonlines import check_compression
         from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination
 
-        self._killed = False
+        # ``killed`` is set by on_kill, also before this method starts: never forgotten.
         self._extraction: Extraction | None = None
         # Everything that needs no I/O first, then the connections, then S3, then Conpeek.
         bucket, key = check_destination(self.s3_bucket, self.s3_key)
@@ -143,11 +150,12 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             ),
             multipart_threshold=transfer.multipart_threshold,
             part_size=transfer.multipart_chunksize,
+            cancel=killed,
         )
         dest.check_bucket()
         stamp = ObjectStamp.for_window(window, filters[len(window.filters) :])
         dest.prepare(stamp, replace=replace)
-        if self._killed:
+        if killed.is_set():
             raise ExtractCancelled(KILLED.format(uri=dest.uri))
 
         self.log.info(
@@ -180,13 +188,18 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             "window": window.as_dict(),
         }
 
+    def _kill_event(self) -> threading.Event:
+        """The task's kill flag, made on first use (an Event cannot be deep-copied, so not
+        in ``__init__``): ``on_kill`` may run before ``execute`` starts."""
+        return self.__dict__.setdefault("_kill", threading.Event())  # type: ignore[no-any-return]
+
     def on_kill(self) -> None:
         """Stop at once: no further request, client closed, upload aborted, temp file gone.
 
         Airflow calls this on SIGTERM (a timeout, a task marked failed or cleared, a worker
         shutting down); then ``execute()`` raises.
         """
-        self._killed = True
+        self._kill_event().set()
         extraction = getattr(self, "_extraction", None)
         if extraction is not None:
             extraction.stop()
