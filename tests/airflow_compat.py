@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,17 @@ def serialization_round_trip(dag: Any) -> Any:
     return DagSerialization.from_dict(DagSerialization.to_dict(dag))
 
 
+def without_airflow_30_mask_secret_lines(text: str, key: str) -> str:
+    """``text`` without Airflow 3.0's known debug line that prints the key
+    (``Sending request msg=MaskSecret(value='<key>'``, docs/compatibility.rst); other
+    versions' text unchanged. Every other occurrence of the key stays for the test to find."""
+    if AIRFLOW_3 and Version("3.1") > AIRFLOW_VERSION:
+        # The line names whatever was masked: the key, or the password as pasted around it.
+        pattern = rf"msg=MaskSecret\(value='[^']*{re.escape(key)}[^']*'"
+        return re.sub(pattern, "msg=MaskSecret(value=<3.0 bug>", text)
+    return text
+
+
 def xcom_model() -> Any:
     """The ORM class of the XCom table (``XComModel`` on 3.x, ``XCom`` on 2.11)."""
     from airflow.models import xcom
@@ -134,5 +146,6 @@ __all__ = [
     "run_dag_test",
     "serialization_round_trip",
     "serialize",
+    "without_airflow_30_mask_secret_lines",
     "xcom_model",
 ]
