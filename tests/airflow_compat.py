@@ -2,23 +2,28 @@
 
 The package's own differences live in ``airflow_provider_conpeek._compat``; this module holds
 only what the tests need besides: where ``DagBag``, DAG serialization, the sensor exceptions,
-``import_string`` and serde live, and how ``dag.test()`` names the run's date.
+``import_string`` and serde live, how ``dag.test()`` names the run's date, and how a test
+writes a DAG file into a fresh DAGs folder to import and run it.
 
 Example::
 
-    from airflow_compat import AIRFLOW_VERSION, load_dag, run_dag_test
+    from airflow_compat import AIRFLOW_VERSION, load_dag, run_dag_file, run_dag_test
 
     run = run_dag_test(load_dag(EXAMPLE_DAGS, DAG_ID), logical_date)
+    run = run_dag_file(tmp_path, monkeypatch, "my_dag", DAG_BODY, logical_date)
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import textwrap
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import airflow
+import pytest
 from packaging.version import Version
 
 from airflow_provider_conpeek._compat import (
@@ -98,6 +103,41 @@ def run_dag_test(dag: Any, logical_date: datetime) -> Any:
     return dag.test(execution_date=logical_date)
 
 
+def write_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dag_id: str, source: str) -> DAG:
+    """Write ``source`` as ``<tmp_path>/dags/<dag_id>.py`` and import it: its ``dag``.
+
+    ``dag.test()`` syncs the DAG from the configured DAGs folder into the metadata DB, so the
+    folder must hold the file. Airflow read ``DAGS_FOLDER`` at import; both are patched.
+    """
+    from airflow import settings
+
+    dags = tmp_path / "dags"
+    dags.mkdir(exist_ok=True)
+    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
+    path = dags / f"{dag_id}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(dag_id, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag  # type: ignore[no-any-return]
+
+
+def run_dag_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    dag_id: str,
+    body: str,
+    logical_date: datetime,
+) -> Any:
+    """Run ``DAG_IMPORT`` + ``body`` (dedented) as a DAG file with ``dag.test()``: the run
+    (see ``write_dag`` and ``run_dag_test``)."""
+    source = DAG_IMPORT + textwrap.dedent(body)
+    return run_dag_test(write_dag(tmp_path, monkeypatch, dag_id, source), logical_date)
+
+
 def serialization_round_trip(dag: Any) -> Any:
     """The DAG as the scheduler sees it: serialized to a dict and back."""
     try:
@@ -143,9 +183,11 @@ __all__ = [
     "deserialize",
     "import_string",
     "load_dag",
+    "run_dag_file",
     "run_dag_test",
     "serialization_round_trip",
     "serialize",
     "without_airflow_30_mask_secret_lines",
+    "write_dag",
     "xcom_model",
 ]

@@ -1,8 +1,12 @@
-"""A TCP proxy on loopback that breaks uploads on purpose.
+"""A TCP proxy on loopback that breaks uploads or new connections on purpose.
 
 It sits between boto3 and moto's S3 server. While ``cut_puts`` is positive, each new
 connection whose first request is a ``PUT`` is forwarded for ``cut_after`` bytes and then
 closed: the upload dies midway, as it would when a network or the object store fails.
+
+In front of any TCP server (the TLS sandbox too), ``closes`` connections are closed as soon
+as they are accepted, before a byte is read (``closed`` counts them), and later ones are
+relayed: a load balancer dropping new connections for a moment.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ import threading
 
 
 class UploadCuttingProxy:
-    def __init__(self, upstream_port: int, *, cut_puts: int = 0, cut_after: int = 4096) -> None:
+    def __init__(
+        self, upstream_port: int, *, cut_puts: int = 0, cut_after: int = 4096, closes: int = 0
+    ) -> None:
         self.upstream_port = upstream_port
         self.cut_puts = cut_puts
         self.cut_after = cut_after
         self.puts_cut = 0
+        self.closes = closes
+        self.closed = 0
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -31,10 +39,18 @@ class UploadCuttingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.closed < self.closes:
+                self.closed += 1
+                client.close()
+                continue
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        except OSError:  # the upstream server has stopped
+            client.close()
+            return
         first = client.recv(65536)
         budget: int | None = None
         if first.startswith(b"PUT "):

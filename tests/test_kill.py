@@ -9,7 +9,6 @@ mid-upload, moto's server holds the first ``UploadPart`` until the test releases
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow_compat import DAG_IMPORT, run_dag_test
+from airflow_compat import DAG_IMPORT, run_dag_test, write_dag
 from harness import AIRFLOW, REGION, AirflowHome
 from processes import Process, wait_for
 
@@ -314,8 +313,6 @@ def test_execution_timeout_mid_page_cleans_up(
 ) -> None:
     """Airflow's execution_timeout interrupts the task while a request is held (in-process,
     ``dag.test()``): the same clean-up as SIGTERM."""
-    from airflow import settings
-
     sandbox, hold = page_hold
     env = {
         "AIRFLOW_CONN_CONPEEK_DEFAULT": sandbox.airflow_connection_json(),
@@ -329,20 +326,10 @@ def test_execution_timeout_mid_page_cleans_up(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(tempfile, "tempdir", env["TMPDIR"])
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-    path = dags / f"{DAG_ID}.py"
-    path.write_text(DAG_SOURCE)
-    spec = importlib.util.spec_from_file_location(DAG_ID, path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    dag = write_dag(tmp_path, monkeypatch, DAG_ID, DAG_SOURCE)
 
     try:
-        state = run_dag_test(module.dag, pendulum.datetime(2026, 1, 2, tz="UTC")).state
+        state = run_dag_test(dag, pendulum.datetime(2026, 1, 2, tz="UTC")).state
     except BaseException as exc:
         # Airflow 2.11's dag.test() lets AirflowTaskTimeout (a BaseException) through.
         if type(exc).__name__ != "AirflowTaskTimeout":

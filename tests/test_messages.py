@@ -4,18 +4,16 @@
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import re
-import textwrap
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_compat import DAG_IMPORT, run_dag_test, without_airflow_30_mask_secret_lines
-from fakeclock import FakeClock
+from airflow_compat import run_dag_file, without_airflow_30_mask_secret_lines
+from clienthelpers import clients
 
 from airflow_provider_conpeek.client import ConpeekClient
 from airflow_provider_conpeek.exceptions import (
@@ -34,16 +32,7 @@ DAY = ("2026-01-01 00:00:00", "2026-01-02 00:00:00")
 @pytest.fixture
 def connect(connect_hook: Any) -> Iterator[Callable[..., ConpeekClient]]:
     """A client on connection ``conn_id`` pointed at ``server`` (an env var), fake clock."""
-    clients: list[ConpeekClient] = []
-
-    def make(*args: Any, **kwargs: Any) -> ConpeekClient:
-        client = ConpeekClient(connect_hook(*args, **kwargs).settings, clock=FakeClock())
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    yield from clients(connect_hook)
 
 
 def api_requests(server: SandboxServer) -> int:
@@ -135,24 +124,8 @@ def run_dag(
     airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Any]:
     """Write a DAG file into a fresh DAGs folder and run it with ``dag.test()``."""
-    from airflow import settings
-
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-
-    def run(dag_id: str, body: str) -> Any:
-        path = dags / f"{dag_id}.py"
-        path.write_text(DAG_IMPORT + textwrap.dedent(body))
-        spec = importlib.util.spec_from_file_location(dag_id, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return run_dag_test(module.dag, datetime(2026, 1, 5, tzinfo=timezone.utc))
-
-    return run
+    at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    return lambda dag_id, body: run_dag_file(tmp_path, monkeypatch, dag_id, body, at)
 
 
 DAG_BODY = """

@@ -6,7 +6,6 @@ Windows in February 2026 are empty in the default sandbox (its generated records
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
 import threading
@@ -20,14 +19,13 @@ import pytest
 from airflow_compat import (
     AIRFLOW_3,
     AIRFLOW_VERSION,
-    DAG_IMPORT,
     AirflowException,
     AirflowFailException,
     AirflowRescheduleException,
     AirflowSensorTimeout,
     AirflowSkipException,
     TaskDeferred,
-    run_dag_test,
+    run_dag_file,
 )
 from packaging.version import Version
 
@@ -469,23 +467,11 @@ def test_other_trigger_failures_stay_airflows() -> None:
 def run_dag(
     airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[[str, str, datetime], Any]:
-    """Write a DAG file into a fresh DAGs folder and run it with ``dag.test()``.
-
-    ``dag.test()`` syncs the DAG from the configured DAGs folder into the metadata DB, so the
-    folder must hold the file. Airflow read ``DAGS_FOLDER`` at import; patch both.
-    """
-    from airflow import settings
-
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
+    """Write a daily DAG of ``tasks`` into a fresh DAGs folder and run it with ``dag.test()``."""
 
     def run(dag_id: str, tasks: str, logical_date: datetime) -> Any:
-        source = (
-            DAG_IMPORT
-            + textwrap.dedent(
-                """
+        body = textwrap.dedent(
+            """
             import pendulum
             from airflow.timetables.interval import CronDataIntervalTimetable
             from airflow_provider_conpeek.sensors.voice_campaign_summary import (
@@ -499,17 +485,8 @@ def run_dag(
                 catchup=False,
             ) as dag:
             """
-            ).format(dag_id=dag_id)
-            + textwrap.indent(textwrap.dedent(tasks), " " * 4)
-        )
-        path = dags / f"{dag_id}.py"
-        path.write_text(source)
-        spec = importlib.util.spec_from_file_location(dag_id, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return run_dag_test(module.dag, logical_date)
+        ).format(dag_id=dag_id) + textwrap.indent(textwrap.dedent(tasks), " " * 4)
+        return run_dag_file(tmp_path, monkeypatch, dag_id, body, logical_date)
 
     return run
 

@@ -4,14 +4,9 @@ cuts handshakes short on demand (``handshake_eof``/``handshake_reset`` faults)."
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import importlib.util
 import json
-import socket
 import ssl
-import textwrap
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +15,10 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from airflow_compat import DAG_IMPORT, run_dag_test
+from airflow_compat import run_dag_file
+from clienthelpers import clients
 from fakeclock import FakeClock
+from faultproxy import UploadCuttingProxy
 
 from airflow_provider_conpeek.client import ConpeekClient
 from airflow_provider_conpeek.client.responses import tls_failure
@@ -45,16 +42,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def connect(connect_hook: Any, clock: FakeClock) -> Iterator[Callable[..., ConpeekClient]]:
     """A client on connection ``conn_id`` pointed at ``server`` (an env var), fake clock."""
-    clients: list[ConpeekClient] = []
-
-    def make(*args: Any, **kwargs: Any) -> ConpeekClient:
-        client = ConpeekClient(connect_hook(*args, **kwargs).settings, clock=clock)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    yield from clients(connect_hook, clock)
 
 
 def records(client: ConpeekClient) -> list[Any]:
@@ -160,62 +148,18 @@ def test_handshake_eof_every_time_gives_up_as_transient(
     assert server.connection_faults == ["handshake_eof"] * 3
 
 
-class ClosingFront:
-    """A TCP front on loopback that closes the first ``closes`` connections as soon as it
-    accepts them (before any handshake byte is read), then relays to ``upstream_port``: a
-    load balancer dropping new connections for a moment."""
-
-    def __init__(self, upstream_port: int, closes: int) -> None:
-        self.upstream_port, self.closes, self.closed = upstream_port, closes, 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            if self.closed < self.closes:
-                self.closed += 1
-                conn.close()
-                continue
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            except OSError:  # the sandbox has stopped
-                conn.close()
-                continue
-            for src, dst in ((conn, upstream), (upstream, conn)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._listener.close()
-
-
 def test_connection_closed_before_the_handshake_is_retried(
     conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient], clock: FakeClock
 ) -> None:
     server = conpeek_sandbox_factory(records=60, tls=True)
-    front = ClosingFront(server.port, closes=3)
+    # A load balancer dropping the first three new connections; it cuts no upload.
+    front = UploadCuttingProxy(server.port, closes=3)
     try:
         host = server.url.replace(f":{server.port}/", f":{front.port}/")
         client = connect(server, host=host, extra={"ca_bundle": server.ca_file, "max_retries": 4})
         assert records(client) == server.expected_records()
     finally:
-        front.close()
+        front.stop()
     assert front.closed == 3
     assert len(clock.waits()) == 3
 
@@ -298,24 +242,8 @@ def run_dag(
     airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Any]:
     """Write a DAG file into a fresh DAGs folder and run it with ``dag.test()``."""
-    from airflow import settings
-
-    dags = tmp_path / "dags"
-    dags.mkdir()
-    monkeypatch.setattr(settings, "DAGS_FOLDER", str(dags))
-    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags))
-
-    def run(dag_id: str, body: str) -> Any:
-        path = dags / f"{dag_id}.py"
-        path.write_text(DAG_IMPORT + textwrap.dedent(body))
-        spec = importlib.util.spec_from_file_location(dag_id, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return run_dag_test(module.dag, datetime(2026, 1, 5, tzinfo=timezone.utc))
-
-    return run
+    at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    return lambda dag_id, body: run_dag_file(tmp_path, monkeypatch, dag_id, body, at)
 
 
 @pytest.mark.e2e
