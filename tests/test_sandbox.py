@@ -8,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +19,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from airflow_provider_conpeek.testing.cli import faults_from_argv
 from airflow_provider_conpeek.testing.cli import main as cli_main
 from airflow_provider_conpeek.testing.generation import GeneratedRecords
 from airflow_provider_conpeek.testing.http_server import SandboxHandler
@@ -642,6 +645,281 @@ def test_fault_config_round_trip_and_validation() -> None:
             FaultConfig.from_dict(bad)
 
 
+# -- capacity ----------------------------------------------------------------------------
+class Gate:
+    """A ``SandboxServer`` ``sleep`` holding every delay until the test lets it pass, so
+    requests stay in progress exactly as long as the test wants (no wall clock)."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self._cond = threading.Condition()
+        self._passes = 0
+        self._open = False
+
+    def __call__(self, seconds: float) -> None:
+        with self._cond:
+            self.delays.append(seconds)
+            self._cond.wait_for(lambda: self._open or self._passes > 0, timeout=60)
+            if not self._open and self._passes > 0:
+                self._passes -= 1
+
+    def let_one_pass(self) -> None:
+        with self._cond:
+            self._passes += 1
+            self._cond.notify_all()
+
+    def open(self) -> None:
+        with self._cond:
+            self._open = True
+            self._cond.notify_all()
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    g = Gate()
+    yield g
+    g.open()  # a failed test leaves no request held
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(8) as executor:
+        yield executor
+
+
+def wait_until(condition: Callable[[], bool], what: str, deadline: float = 10.0) -> None:
+    """Poll ``condition`` until it holds (generous deadline: a busy 2-core machine)."""
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.002)
+
+
+def log_by_query(server: SandboxServer) -> dict[str, tuple[int | None, str | None, int]]:
+    return {e.query: (e.status, e.fault, e.in_flight) for e in server.request_log}
+
+
+def ids_of(r: requests.Response) -> list[str]:
+    return [d["call_request_id"] for d in r.json()["data"]]
+
+
+@pytest.mark.parametrize("retry_after", [None, "1"])
+def test_capacity_429_beyond_capacity(
+    conpeek_sandbox_factory: Factory, gate: Gate, pool: ThreadPoolExecutor, retry_after: str | None
+) -> None:
+    faults = FaultConfig(latency=0.5, capacity=2, capacity_retry_after=retry_after)
+    server = conpeek_sandbox_factory(records=100, faults=faults, sleep=gate)
+    first = pool.submit(get, server, limit=3, offset=0)
+    wait_until(lambda: server.load == (1, 0), "the first request in progress")
+    second = pool.submit(get, server, limit=3, offset=10)
+    wait_until(lambda: server.load == (2, 0), "two requests in progress")
+    rejected = [get(server, limit=3, offset=20), get(server, limit=3, offset=30)]
+    for r in rejected:  # answered at once, without latency and without reaching the rules
+        assert r.status_code == 429
+        assert r.headers.get("Retry-After") == retry_after
+        assert r.json()["error"] == "http_429"
+    assert gate.delays == [0.5, 0.5]
+    assert not first.done()
+    assert not second.done()
+    assert server.load == (2, 0)
+    gate.open()
+    held = [first.result(timeout=10), second.result(timeout=10)]
+    assert [r.status_code for r in held] == [200, 200]
+    assert [ids_of(r) for r in held] == [
+        [f"cr-0-{i:08d}" for i in range(3)],
+        [f"cr-0-{i:08d}" for i in range(10, 13)],
+    ]
+    assert server.load == (0, 0)  # no longer counted once the answer is sent
+    assert log_by_query(server) == {
+        "limit=3&offset=0": (200, None, 1),
+        "limit=3&offset=10": (200, None, 2),
+        "limit=3&offset=20": (429, "capacity", 3),
+        "limit=3&offset=30": (429, "capacity", 3),  # the one before was answered
+    }
+    assert get(server, limit=3, offset=40).status_code == 200
+    assert server.request_log[-1].in_flight == 1
+    assert all(e.queued_s == 0.0 for e in server.request_log)
+
+
+def test_capacity_k_clients_in_flight_never_429(
+    conpeek_sandbox_factory: Factory, pool: ThreadPoolExecutor
+) -> None:
+    """A client keeping K requests in flight never exceeds capacity K: a request stops
+    counting before its answer is sent, so the client's next one cannot overlap it."""
+    k, n = 4, 50
+    server = conpeek_sandbox_factory(records=100, faults=FaultConfig(capacity=k))
+
+    def client(c: int) -> list[int]:
+        with requests.Session() as s:
+            return [get(server, session=s, limit=2, offset=c).status_code for _ in range(n)]
+
+    results = [f.result(timeout=120) for f in [pool.submit(client, c) for c in range(k)]]
+    assert results == [[200] * n] * k
+    log = server.request_log
+    assert len(log) == k * n
+    assert {e.fault for e in log} == {None}
+    assert max(e.in_flight for e in log) <= k
+    assert server.load == (0, 0)
+
+
+def test_capacity_queue_waits_for_a_free_slot(
+    conpeek_sandbox_factory: Factory, gate: Gate, pool: ThreadPoolExecutor
+) -> None:
+    faults = FaultConfig(latency=0.5, capacity=1, over_capacity="queue")
+    server = conpeek_sandbox_factory(records=100, faults=faults, sleep=gate)
+    first = pool.submit(get, server, limit=2, offset=0)
+    wait_until(lambda: server.load == (1, 0), "the first request in progress")
+    second = pool.submit(get, server, limit=2, offset=5)
+    wait_until(lambda: server.load == (1, 1), "the second request queued")
+    assert gate.delays == [0.5]  # the queued one has not started (no latency yet)
+    assert not second.done()
+    assert server.request_log == []
+    gate.open()
+    assert ids_of(first.result(timeout=10)) == ["cr-0-00000000", "cr-0-00000001"]
+    assert ids_of(second.result(timeout=10)) == ["cr-0-00000005", "cr-0-00000006"]
+    assert gate.delays == [0.5, 0.5]  # then served normally, latency included
+    assert server.load == (0, 0)
+    entries = {e.query: e for e in server.request_log}
+    held, queued = entries["limit=2&offset=0"], entries["limit=2&offset=5"]
+    assert (held.status, held.fault, held.in_flight, held.queued_s) == (200, None, 1, 0.0)
+    assert (queued.status, queued.fault, queued.in_flight) == (200, None, 2)
+    assert queued.queued_s > 0
+    log = requests.get(server.admin_url + "/requests").json()["requests"]
+    assert {(e["query"], e["in_flight"]) for e in log} == {
+        ("limit=2&offset=0", 1),
+        ("limit=2&offset=5", 2),
+    }
+    assert {e["query"] for e in log if e["queued_s"] > 0} == {"limit=2&offset=5"}
+
+
+def test_capacity_queue_is_first_come_first_served(
+    conpeek_sandbox_factory: Factory, gate: Gate, pool: ThreadPoolExecutor
+) -> None:
+    faults = FaultConfig(latency=0.5, capacity=1, over_capacity="queue")
+    server = conpeek_sandbox_factory(records=100, faults=faults, sleep=gate)
+    futures = []
+    for i in range(4):
+        futures.append(pool.submit(get, server, limit=1, offset=i))
+        wait_until(lambda i=i: server.load == (1, i), f"{i} requests queued")
+    for i in range(4):  # one at a time: the log's order is the order they were served in
+        gate.let_one_pass()
+        wait_until(lambda i=i: len(server.request_log) == i + 1, f"answer {i + 1}")
+    assert [r.result(timeout=10).status_code for r in futures] == [200] * 4
+    log = server.request_log
+    assert [e.query for e in log] == [f"limit=1&offset={i}" for i in range(4)]
+    assert [e.in_flight for e in log] == [1, 2, 3, 4]
+
+
+def test_set_faults_replaces_the_capacity_state(
+    conpeek_sandbox_factory: Factory, gate: Gate, pool: ThreadPoolExecutor
+) -> None:
+    server = conpeek_sandbox_factory(
+        records=100, faults=FaultConfig(latency=0.5, capacity=1), sleep=gate
+    )
+    held = pool.submit(get, server, limit=1)
+    wait_until(lambda: server.load == (1, 0), "a request in progress")
+    assert get(server, limit=1).status_code == 429
+    server.set_faults(FaultConfig(capacity=1))  # new state: nothing in progress
+    assert server.load == (0, 0)
+    assert get(server, limit=1).status_code == 200
+    gate.open()
+    assert held.result(timeout=10).status_code == 200
+    assert server.load == (0, 0)  # the held request freed its slot in the old state
+    assert [(e.status, e.in_flight) for e in server.request_log] == [
+        (429, 2),
+        (200, 1),
+        (200, 1),
+    ]
+
+
+def test_capacity_counts_api_requests_only(conpeek_sandbox_factory: Factory) -> None:
+    server = conpeek_sandbox_factory(records=10, faults=FaultConfig(capacity=1))
+    h = {"Authorization": server.api_key}
+    assert requests.get(server.url + "/nope", headers=h).status_code == 404
+    assert requests.get(server.admin_url + "/faults").json()["capacity"] == 1
+    assert get(server).status_code == 200
+    assert [(e.status, e.in_flight) for e in server.request_log] == [(404, 0), (200, 1)]
+
+
+def test_stop_ends_the_wait_of_a_queued_request(
+    conpeek_sandbox_factory: Factory, gate: Gate, pool: ThreadPoolExecutor
+) -> None:
+    faults = FaultConfig(latency=0.5, capacity=1, over_capacity="queue")
+    server = conpeek_sandbox_factory(records=10, faults=faults, sleep=gate)
+    held = pool.submit(get, server)
+    wait_until(lambda: server.load == (1, 0), "a request in progress")
+    queued = pool.submit(get, server, limit=5)
+    wait_until(lambda: server.load == (1, 1), "a request queued")
+    server.stop()
+    serving = f"conpeek-sandbox-{server.port}"
+    assert not any(t.name == serving for t in threading.enumerate())
+    with pytest.raises(requests.ConnectionError):
+        queued.result(timeout=10)  # the wait ended: the connection is closed, no answer
+    wait_until(lambda: server.load == (1, 0), "the queued request to give up")
+    wait_until(lambda: len(server.request_log) == 1, "the queued request to be logged")
+    entry = server.request_log[0]
+    assert entry.query == "limit=5"
+    assert (entry.status, entry.fault, entry.in_flight) == (None, "capacity", 2)
+    gate.open()  # the held request ends too; its answer is sent to nobody
+    with pytest.raises(requests.ConnectionError):
+        held.result(timeout=10)
+    wait_until(lambda: server.load == (0, 0), "the held request to end")
+
+
+def test_capacity_config_round_trip_and_validation() -> None:
+    for cfg in (
+        FaultConfig(latency=0.1, capacity=3, capacity_retry_after="Wed, 21 Oct 2026 07:28:00 GMT"),
+        FaultConfig(capacity=1, over_capacity="queue", rules=[FaultRule("500", first=1)]),
+    ):
+        assert FaultConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert FaultConfig().to_dict() == {
+        "latency": 0.0,
+        "rules": [],
+        "seed": 0,
+        "capacity": None,
+        "over_capacity": "429",
+        "capacity_retry_after": None,
+    }
+    assert FaultConfig.from_dict({"capacity": 2, "capacity_retry_after": 5}) == FaultConfig(
+        capacity=2, capacity_retry_after="5"
+    )
+    bad: list[dict[str, Any]] = [
+        {"capacity": 0},
+        {"capacity": -1},
+        {"capacity": 1.5},
+        {"capacity": "2"},
+        {"capacity": True},
+        {"capacity": 2, "over_capacity": "drop"},
+        {"over_capacity": "queue"},
+        {"capacity_retry_after": "1"},
+        {"capacity": 1, "over_capacity": "queue", "capacity_retry_after": "1"},
+        {"capacity": 1, "capacity_retry_after": "1\r\nX-Injected: 1"},
+        {"capacity": 1, "capacity_retry_after": ["1"]},
+    ]
+    for data in bad:
+        with pytest.raises(ValueError, match="capacity"):
+            FaultConfig.from_dict(data)
+    with pytest.raises(ValueError, match="capacity must be an integer >= 1"):
+        FaultConfig(capacity=0)
+
+
+def test_admin_capacity_keys(sb: SandboxServer) -> None:
+    body = {"capacity": 2, "over_capacity": "queue", "latency": 0}
+    r = requests.post(sb.admin_url + "/faults", json=body)
+    assert r.status_code == 200
+    assert r.json()["faults"]["capacity"] == 2
+    assert sb.faults == FaultConfig(capacity=2, over_capacity="queue")
+    assert requests.get(sb.admin_url + "/faults").json()["over_capacity"] == "queue"
+    r = requests.post(sb.admin_url + "/faults", json={"capacity": 0})
+    assert r.status_code == 400
+    assert "capacity" in r.json()["message"]
+    assert get(sb).status_code == 200
+    log = requests.get(sb.admin_url + "/requests").json()["requests"]
+    assert (log[0]["in_flight"], log[0]["queued_s"]) == (1, 0.0)
+    assert requests.post(sb.admin_url + "/reset").status_code == 200
+    assert sb.faults.capacity is None
+
+
 # -- admin -------------------------------------------------------------------------------
 def test_admin_endpoints(sb: SandboxServer) -> None:
     adm = sb.admin_url
@@ -709,3 +987,34 @@ def test_cli_bad_fault_json(capsys: pytest.CaptureFixture[str]) -> None:
     handshake = '{"rules": [{"kind": "handshake_eof"}]}'
     assert cli_main(["--port", "0", "--fault-json", handshake]) == 2  # without --tls
     assert "TLS sandbox" in capsys.readouterr().err
+
+
+def test_cli_capacity_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert faults_from_argv([]) is None
+    assert faults_from_argv(["--capacity", "3"]) == FaultConfig(capacity=3)
+    assert faults_from_argv(
+        ["--latency-ms", "20", "--capacity", "2", "--over-capacity", "queue"]
+    ) == FaultConfig(latency=0.02, capacity=2, over_capacity="queue")
+    # options given on the command line override --fault-json's fields, the rest is kept
+    fault = json.dumps(
+        {"latency": 0.5, "capacity": 5, "capacity_retry_after": "9", "rules": [{"kind": "500"}]}
+    )
+    argv = ["--fault-json", fault, "--capacity", "2", "--capacity-retry-after", "1"]
+    assert faults_from_argv(argv) == FaultConfig(
+        latency=0.5, capacity=2, capacity_retry_after="1", rules=[FaultRule("500")]
+    )
+    assert faults_from_argv(["--fault-json", '{"capacity": 4}', "--over-capacity", "queue"]) == (
+        FaultConfig(capacity=4, over_capacity="queue")
+    )
+    with pytest.raises(ValueError, match="need a capacity"):
+        faults_from_argv(["--capacity-retry-after", "1"])
+    assert cli_main(["--port", "0", "--over-capacity", "queue"]) == 2
+    assert "need a capacity" in capsys.readouterr().err
+    for argv in (["--capacity", "0"], ["--capacity", "x"], ["--over-capacity", "drop"]):
+        with pytest.raises(SystemExit) as exc:
+            faults_from_argv(argv)
+        assert exc.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        faults_from_argv(["--help"])
+    assert "override its fields" in capsys.readouterr().out

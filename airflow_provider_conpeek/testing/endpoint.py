@@ -68,6 +68,7 @@ class RequestLogEntry:
 
         entry = server.request_log[-1]
         entry.params["limit"], entry.headers["Authorization"], entry.fault
+        entry.in_flight, entry.queued_s  # e.g. 3, 0.0
     """
 
     method: str
@@ -77,6 +78,11 @@ class RequestLogEntry:
     status: int | None
     fault: str | None = None
     time: float = 0.0
+    in_flight: int = 0
+    """API requests in progress or queued when this one arrived, itself included (0 for a
+    request to another path or with another method: not counted)."""
+    queued_s: float = 0.0
+    """Seconds it waited for a free slot (``FaultConfig(over_capacity="queue")``)."""
 
     @property
     def params(self) -> dict[str, list[str]]:

@@ -1,13 +1,15 @@
 """Faults the sandbox can inject: which requests a rule hits, and what it does to them.
 
-A :class:`FaultConfig` (``latency`` and a list of :class:`FaultRule`) is what a user sets;
-:class:`FaultState` counts the requests since it was set, picks the rule that hits one
-and turns the endpoint's answer into the faulted one. The handshake faults of a TLS sandbox
+A :class:`FaultConfig` (``latency``, a list of :class:`FaultRule` and an optional
+``capacity``) is what a user sets; :class:`FaultState` counts the requests since it was set
+(those in progress included, see :class:`ServerLoad`), picks the rule that hits one and
+turns the endpoint's answer into the faulted one. The handshake faults of a TLS sandbox
 hit connections instead, before any request: :meth:`FaultState.pick_connection`.
 
 Example::
 
     FaultConfig(latency=0.025, rules=[FaultRule("429", retry_after="1", every=10)])
+    FaultConfig(latency=0.05, capacity=4, over_capacity="queue")  # 4 workers
 
 .. seealso:: :doc:`/sandbox`, section *Faults*.
 """
@@ -15,9 +17,10 @@ Example::
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_provider_conpeek.testing.endpoint import Reply, parse_int
 from airflow_provider_conpeek.testing.tls import HANDSHAKE_FAULTS
@@ -36,6 +39,10 @@ FAULT_KINDS = (
 )
 """Every ``FaultRule.kind``."""
 STATUS_FAULTS = {"429": 429, "500": 500, "502": 502, "503": 503}
+OVER_CAPACITY = ("429", "queue")
+"""Every ``FaultConfig.over_capacity``."""
+CAPACITY_FAULT = "capacity"
+"""The ``fault`` of a request answered 429 because the server was at capacity."""
 DEFAULT_MALFORMED_BODY = '{"data": [{"call_request_id": "cr-trunc'
 """Body of a ``malformed`` answer whose rule sets no ``body``: truncated JSON."""
 
@@ -105,22 +112,55 @@ class FaultRule:
 
 @dataclass
 class FaultConfig:
-    """Faults of a sandbox: a delay on every API request and a list of :class:`FaultRule`.
+    """Faults of a sandbox: a ``latency``, :class:`FaultRule` rules and a ``capacity``.
 
     :param latency: seconds added to every API request.
     :param rules: the rules, in priority order.
     :param seed: seed of the RNG used by ``probability`` selectors.
+    :param capacity: how many API requests the server works on at once (None: no limit).
+        A request counts from its arrival until its answer is ready, before it is sent.
+    :param over_capacity: what a request arriving while ``capacity`` requests are in
+        progress gets: ``"429"``, an immediate HTTP 429 (no ``latency``, no rule; its
+        ``fault`` is ``"capacity"``), or ``"queue"``, a wait for a free slot (first come,
+        first served), then the normal answer (``latency``, rules).
+    :param capacity_retry_after: ``Retry-After`` value of those 429s, sent verbatim
+        (None: no header); only with ``over_capacity="429"``.
 
     Example::
 
         cfg = FaultConfig(latency=0.01, rules=[FaultRule("503", retry_after="0", first=1)])
         server.set_faults(cfg)
         FaultConfig.from_dict(cfg.to_dict()) == cfg  # True
+        FaultConfig(capacity=2, capacity_retry_after="1")  # a third concurrent request: 429
     """
 
     latency: float = 0.0
     rules: list[FaultRule] = field(default_factory=list)
     seed: int = 0
+    capacity: int | None = None
+    over_capacity: str = "429"
+    capacity_retry_after: str | None = None
+
+    def __post_init__(self) -> None:
+        capacity: object = self.capacity
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
+        ):
+            raise ValueError(f"capacity must be an integer >= 1 or None, got {capacity!r}")
+        self.over_capacity = str(self.over_capacity)
+        if self.over_capacity not in OVER_CAPACITY:
+            raise ValueError(
+                f"unknown over_capacity {self.over_capacity!r}; expected one of {OVER_CAPACITY}"
+            )
+        hint: object = self.capacity_retry_after
+        if isinstance(hint, int) and not isinstance(hint, bool):
+            hint = self.capacity_retry_after = str(hint)  # JSON {"capacity_retry_after": 1}
+        if hint is not None and (not isinstance(hint, str) or "\r" in hint or "\n" in hint):
+            raise ValueError(f"capacity_retry_after must be a one-line string, got {hint!r}")
+        if capacity is None and (self.over_capacity != "429" or hint is not None):
+            raise ValueError("over_capacity and capacity_retry_after need a capacity")
+        if self.over_capacity == "queue" and hint is not None:
+            raise ValueError('capacity_retry_after applies to over_capacity="429" only')
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable dict."""
@@ -131,7 +171,7 @@ class FaultConfig:
         """Build from :meth:`to_dict` output; ValueError on unknown keys or bad values."""
         if not isinstance(data, dict):
             raise ValueError("fault config must be a JSON object")
-        unknown = set(data) - {"latency", "rules", "seed"}
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown fault config keys {sorted(unknown)}")
         names = {f.name for f in fields(FaultRule)}
@@ -141,16 +181,56 @@ class FaultConfig:
                 raise ValueError(f"invalid fault rule {raw!r}; keys: {sorted(names)}")
             rules.append(FaultRule(**raw))
         return cls(
-            latency=float(data.get("latency") or 0.0), rules=rules, seed=int(data.get("seed", 0))
+            latency=float(data.get("latency") or 0.0),
+            rules=rules,
+            seed=int(data.get("seed", 0)),
+            capacity=data.get("capacity"),
+            over_capacity=data.get("over_capacity", "429"),
+            capacity_retry_after=data.get("capacity_retry_after"),
         )
 
 
-class FaultState:
-    """Runtime counters of a :class:`FaultConfig`.
+class ServerLoad(NamedTuple):
+    """API requests in progress (holding a ``capacity`` slot) and waiting for one.
 
-    :meth:`pick`, :meth:`pick_request` and :meth:`pick_connection` must be called under the
-    server's lock;
-    :meth:`apply` (which sleeps) outside it.
+    Counted per :class:`FaultConfig`: after ``set_faults``, the requests that started
+    before are not counted. Without ``capacity``, ``queued`` is always 0.
+
+    Example::
+
+        server.load  # ServerLoad(in_progress=2, queued=1)
+        in_progress, queued = server.load
+    """
+
+    in_progress: int
+    queued: int
+
+
+class Admission(NamedTuple):
+    """What :meth:`FaultState.arrive` decided for an API request.
+
+    Example::
+
+        admission = state.arrive()
+        if admission.ticket is not None:  # queued: wait until state.start(ticket)
+            ...
+    """
+
+    in_flight: int
+    """Requests in progress or queued when this one arrived, itself included."""
+    admitted: bool
+    """True: the request holds a slot now (call :meth:`FaultState.finish` once answered)."""
+    ticket: object | None = None
+    """Its place in the queue, if it must wait (``over_capacity="queue"``)."""
+
+
+class FaultState:
+    """Runtime counters of a :class:`FaultConfig`, and the API requests in progress.
+
+    :meth:`pick`, :meth:`pick_request`, :meth:`pick_connection` and the capacity methods
+    (:meth:`arrive`, :meth:`start`, :meth:`give_up`, :meth:`finish`, :meth:`load`) must be
+    called under the server's lock; :meth:`apply` (which sleeps) outside it. A request that
+    arrived under this state finishes under it, even after ``set_faults`` replaced it.
 
     :param config: the faults whose counters start now.
 
@@ -158,6 +238,8 @@ class FaultState:
 
         state = FaultState(FaultConfig(rules=[FaultRule("500", first=1)]))
         state.pick(offset=0).kind, state.pick(offset=100)  # ("500", None)
+        state = FaultState(FaultConfig(capacity=1))
+        [state.arrive().admitted for _ in "ab"]  # [True, False]: the 2nd gets a 429
     """
 
     def __init__(self, config: FaultConfig) -> None:
@@ -165,7 +247,53 @@ class FaultState:
         self.seen: list[dict[str | None, int]] = [{} for _ in config.rules]
         self.fired = [0] * len(config.rules)
         self.rng = random.Random(config.seed)
+        self.in_progress = 0
+        self.queue: deque[object] = deque()
 
+    # -- capacity ------------------------------------------------------------------------
+    def arrive(self) -> Admission:
+        """Count an arriving API request: admitted, queued or (``admitted`` false, no
+        ``ticket``) to be answered with :meth:`capacity_reply`."""
+        in_flight = self.in_progress + len(self.queue) + 1
+        capacity = self.config.capacity
+        if capacity is None or (self.in_progress < capacity and not self.queue):
+            self.in_progress += 1
+            return Admission(in_flight, True)
+        if self.config.over_capacity == "429":
+            return Admission(in_flight, False)
+        ticket = object()
+        self.queue.append(ticket)
+        return Admission(in_flight, False, ticket)
+
+    def start(self, ticket: object) -> bool:
+        """Whether the queued ``ticket`` takes a free slot now (first come, first served)."""
+        capacity = self.config.capacity
+        if self.queue[0] is not ticket or (capacity is not None and self.in_progress >= capacity):
+            return False
+        self.queue.popleft()
+        self.in_progress += 1
+        return True
+
+    def give_up(self, ticket: object) -> None:
+        """Take the queued request ``ticket`` out of the queue (the server stops)."""
+        self.queue.remove(ticket)
+
+    def finish(self) -> None:
+        """An admitted request's answer is ready: free its slot."""
+        self.in_progress -= 1
+
+    def load(self) -> ServerLoad:
+        """The requests in progress and queued."""
+        return ServerLoad(self.in_progress, len(self.queue))
+
+    def capacity_reply(self) -> Reply:
+        """The 429 of a request that arrived while the server was at capacity."""
+        hint = self.config.capacity_retry_after
+        headers = {"Retry-After": hint} if hint is not None else {}
+        message = f"sandbox at capacity ({self.config.capacity} requests in progress)"
+        return Reply.error(429, "http_429", message, headers, CAPACITY_FAULT)
+
+    # -- rules ---------------------------------------------------------------------------
     def pick(
         self, offset: int | None, limit: int | None = None, filter_text: str | None = None
     ) -> FaultRule | None:

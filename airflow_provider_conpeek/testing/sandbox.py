@@ -7,7 +7,8 @@ the API key, validates
 can inject faults (:mod:`.faults`) set at runtime through Python, the CLI or the admin
 HTTP endpoints.
 
-:class:`FaultConfig` and :class:`FaultRule` are importable from here too.
+:class:`FaultConfig`, :class:`FaultRule` and :class:`~.faults.ServerLoad` (see
+:attr:`SandboxServer.load`) are importable from here too.
 
 .. seealso:: :doc:`/sandbox`: the sandbox from the command line, Python and pytest.
 """
@@ -32,7 +33,14 @@ from airflow_provider_conpeek.testing.endpoint import (
     RequestLogEntry,
     page_reply,
 )
-from airflow_provider_conpeek.testing.faults import FAULT_KINDS, FaultConfig, FaultRule, FaultState
+from airflow_provider_conpeek.testing.faults import (
+    CAPACITY_FAULT,
+    FAULT_KINDS,
+    FaultConfig,
+    FaultRule,
+    FaultState,
+    ServerLoad,
+)
 from airflow_provider_conpeek.testing.filter_semantics import parse_filters
 from airflow_provider_conpeek.testing.http_server import (
     SandboxHandler,
@@ -63,7 +71,7 @@ class SandboxServer:
     :param sleep: called with the seconds of each ``latency`` and ``stall`` delay, on the
         request's thread, before the answer is logged and sent. The default waits that
         long, or until :meth:`stop`. Tests pass a recorder to check the delays without
-        waiting for them.
+        waiting for them, or a function blocking on an event to hold requests in progress.
 
     Example::
 
@@ -106,6 +114,7 @@ class SandboxServer:
         if self._tls_dir is not None:  # removed with the server object
             self._tls = self_signed_cert(self._tls_dir.name)
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)  # queued requests wait on it
         self._log: list[RequestLogEntry] = []
         self._conn_faults: list[str] = []
         self._faults = FaultState(FaultConfig())
@@ -143,6 +152,8 @@ class SandboxServer:
         if httpd is None:
             return
         self._stopping.set()
+        with self._lock:
+            self._slot_freed.notify_all()  # requests waiting for a slot give up
         httpd.shutdown()
         httpd.server_close()
         with self._lock:
@@ -198,8 +209,18 @@ class SandboxServer:
         """The current fault configuration."""
         return self._faults.config
 
+    @property
+    def load(self) -> ServerLoad:
+        """API requests in progress and waiting for a ``capacity`` slot, e.g. ``(2, 1)``.
+
+        Counted since the last :meth:`set_faults` (the requests that started before are not).
+        """
+        with self._lock:
+            return self._faults.load()
+
     def set_faults(self, faults: FaultConfig | None) -> None:
-        """Replace the faults; rule counters (``first``, ``every``, ``times``) restart.
+        """Replace the faults; rule counters (``first``, ``every``, ``times``) and the
+        count of requests in progress (``capacity``) restart.
 
         :raises ValueError: for a handshake fault on a sandbox without TLS.
         """
@@ -266,7 +287,12 @@ class SandboxServer:
 
     # -- API ---------------------------------------------------------------------------
     def _api_reply(self, method: str, path: str, query: str, headers: Message) -> Reply:
-        """The answer to one non-admin request, logged; the HTTP handler sends it."""
+        """The answer to one non-admin request, logged; the HTTP handler sends it.
+
+        An API request counts as in progress (``capacity``) until its answer is ready: it no
+        longer counts once this returns, before the handler sends the answer.
+        """
+        in_flight, queued_s = 0, 0.0
         if path != self.api_path:
             reply = Reply.error(404, "not_found", f"unknown path {path}")
         elif method != "GET":
@@ -274,8 +300,14 @@ class SandboxServer:
         else:
             params = parse_qs(query, keep_blank_values=True)
             with self._lock:
-                state = self._faults
-                rule = state.pick_request(params)
+                state = self._faults  # kept: the slot goes back to this state
+                admission = state.arrive()
+                in_flight, admitted = admission.in_flight, admission.admitted
+                if admission.ticket is not None:
+                    queued_since = time.monotonic()
+                    admitted = self._wait_for_slot(state, admission.ticket)
+                    queued_s = time.monotonic() - queued_since
+                rule = state.pick_request(params) if admitted else None
 
             def answer(ignore_offset: bool) -> Reply:
                 return page_reply(
@@ -288,20 +320,53 @@ class SandboxServer:
                     ignore_offset=ignore_offset,
                 )
 
-            reply = state.apply(rule, answer, self._sleep)
+            if admitted:
+                try:
+                    reply = state.apply(rule, answer, self._sleep)
+                finally:
+                    with self._lock:
+                        state.finish()
+                        if state.queue:
+                            self._slot_freed.notify_all()
+            elif admission.ticket is None:
+                reply = state.capacity_reply()
+            else:  # the server stopped while it waited: no answer
+                reply = Reply(None, fault=CAPACITY_FAULT)
         entry = RequestLogEntry(
-            method, path, query, dict(headers.items()), reply.status, reply.fault, time.time()
+            method,
+            path,
+            query,
+            dict(headers.items()),
+            reply.status,
+            reply.fault,
+            time.time(),
+            in_flight,
+            queued_s,
         )
         with self._lock:
             self._log.append(entry)
         return reply
 
+    def _wait_for_slot(self, state: FaultState, ticket: object) -> bool:
+        """Wait (holding ``self._lock``) until the queued ``ticket`` takes a slot of ``state``:
+        True, or False if the server stops first."""
+        while not self._stopping.is_set():
+            if state.start(ticket):
+                if state.queue:  # more slots may be free: let the next one look
+                    self._slot_freed.notify_all()
+                return True
+            self._slot_freed.wait()
+        state.give_up(ticket)
+        self._slot_freed.notify_all()
+        return False
 
-__all__ = [  # FaultConfig and FaultRule are re-exported: users import them from here
+
+__all__ = [  # FaultConfig, FaultRule and ServerLoad are re-exported: users import them from here
     "ENDPOINT",
     "FAULT_KINDS",
     "FaultConfig",
     "FaultRule",
     "RequestLogEntry",
     "SandboxServer",
+    "ServerLoad",
 ]
