@@ -26,6 +26,7 @@ import time
 from typing import Any, Protocol
 
 from airflow_provider_conpeek.client import ConpeekClient
+from airflow_provider_conpeek.client.limiter import ConcurrencyLimit
 from airflow_provider_conpeek.client.paging import Page, iter_pages
 from airflow_provider_conpeek.destination import CONTENT_TYPES, ObjectStamp
 from airflow_provider_conpeek.filters import encode_filter
@@ -58,15 +59,16 @@ class Extraction:
     :param stamp: the object's metadata stamp.
     :param filters: every filter of the request, window first (validated).
     :param page_size: records per request.
-    :param concurrency: requests in flight at once.
+    :param slots: the limit on requests in flight (pinned or adaptive, see
+        :func:`~airflow_provider_conpeek.client.limiter.make_limit`).
     :param compression: ``"gzip"`` or ``"none"``.
     :param log: where progress goes (the operator's logger).
     :param progress_every: seconds between progress lines.
 
     Example::
 
-        result = Extraction(client, dest, stamp, filters, page_size=100, concurrency=4,
-                            compression="gzip", log=log).run()
+        result = Extraction(client, dest, stamp, filters, page_size=100,
+                            slots=make_limit(None, 16), compression="gzip", log=log).run()
         result["records"], result["pages"], result["bytes"]
     """
 
@@ -78,13 +80,13 @@ class Extraction:
         filters: list[Any],
         *,
         page_size: int,
-        concurrency: int,
+        slots: ConcurrencyLimit,
         compression: str,
         log: Logger,
         progress_every: float = 10.0,
     ) -> None:
         self.client, self.dest, self.stamp, self.filters = client, dest, stamp, filters
-        self.page_size, self.concurrency, self.compression = page_size, concurrency, compression
+        self.page_size, self.slots, self.compression = page_size, slots, compression
         self.log, self.progress_every = log, progress_every
         self.stopped = dest.cancel  # set by stop(): the upload checks it between parts
         self._paging_cancel = threading.Event()  # also set when paging ends
@@ -145,14 +147,18 @@ class Extraction:
 
         def fetch(offset: int, limit: int) -> Page:
             return self.client.fetch_page(
-                offset=offset, limit=limit, encoded_filter=encoded, cancel=self._paging_cancel
+                offset=offset,
+                limit=limit,
+                encoded_filter=encoded,
+                cancel=self._paging_cancel,
+                slots=self.slots,
             )
 
         with JsonLinesFile(self._tmp.path, compression=self.compression) as out:
             all_pages = iter_pages(
                 fetch,
                 page_size=self.page_size,
-                concurrency=self.concurrency,
+                concurrency=self.slots,
                 max_pages=self.client.settings.max_pages,
                 cancel=self._paging_cancel,
             )
@@ -180,6 +186,7 @@ class Extraction:
         )
         elapsed = time.monotonic() - started
         self.report(f"Wrote {self.dest.uri} ({size} bytes):", pages, out.records, elapsed)
+        self.log.info("Requests: %d tries; %s", self.slots.stats.tries, self.slots.describe())
         return {"records": out.records, "bytes": size, "pages": pages, "etag": etag}
 
     def report(self, what: str, pages: int, records: int, elapsed: float) -> None:

@@ -53,6 +53,7 @@ def read_settings(conn_id: str, conn: Any, overrides: Mapping[str, Any]) -> Conp
         connect_timeout=values["connect_timeout"],
         read_timeout=values["read_timeout"],
         max_pages=values["max_pages"],
+        max_concurrency=values["max_concurrency"],
         retry=RetryPolicy(max_retries=values["max_retries"], max_wait=values["max_retry_wait"]),
         verify=verify,
         proxy=proxy,

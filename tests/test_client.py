@@ -14,6 +14,7 @@ from email.utils import formatdate
 from typing import Any
 
 import pytest
+from clienthelpers import clients
 from fakeclock import FakeClock
 
 from airflow_provider_conpeek import __version__
@@ -57,16 +58,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def connect(connect_hook: Any, clock: FakeClock) -> Iterator[Callable[..., ConpeekClient]]:
     """Point connection ``conn_id`` at ``server``; a client on its settings, fake clock."""
-    clients: list[ConpeekClient] = []
-
-    def make(*args: Any, **kwargs: Any) -> ConpeekClient:
-        client = ConpeekClient(connect_hook(*args, **kwargs).settings, clock=clock)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
+    yield from clients(connect_hook, clock)
 
 
 def api_log(server: SandboxServer) -> list[RequestLogEntry]:
@@ -440,10 +432,24 @@ def test_tries_are_capped(
     server = conpeek_sandbox_factory(records=5, faults=FaultConfig(rules=[FaultRule(kind)]))
     client = connect(server, max_retries=2)
     with pytest.raises(ConpeekTransientError, match="after 3 tries") as info:
-        records(client)
+        records(client, concurrency=1)
     assert info.value.status == status
     assert len(api_log(server)) == 3
     assert len(clock.waits()) == 2  # one wait before each retry
+
+
+def test_adaptive_429_lowers_the_limit_and_repeats_at_once_then_backs_off(
+    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient], clock: FakeClock
+) -> None:
+    """Adaptive (the default, starting at 2 in flight): the first 429 cuts the limit to 1 and
+    the request is repeated at once, outside the retry budget; at 1 in flight nothing is left
+    to cut, so the next 429s back off as before, and the budget still ends it."""
+    server = conpeek_sandbox_factory(records=5, faults=FaultConfig(rules=[FaultRule("429")]))
+    client = connect(server, max_retries=2)
+    with pytest.raises(ConpeekTransientError, match="after 4 tries"):
+        records(client)
+    assert len(api_log(server)) == 4
+    assert len(clock.waits()) == 2  # the repeat after the cut did not wait
 
 
 def test_max_retries_from_extra_and_zero_disables(

@@ -18,6 +18,7 @@ from airflow_compat import AirflowNotFoundException
 from airflow_provider_conpeek.client.auth import new_session
 from airflow_provider_conpeek.client.settings import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_PAGES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
@@ -76,6 +77,7 @@ def test_documented_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.retry.max_retries == DEFAULT_MAX_RETRIES == 5
     assert s.retry.max_wait == DEFAULT_MAX_RETRY_WAIT == 60.0
     assert s.max_pages == DEFAULT_MAX_PAGES
+    assert s.max_concurrency == DEFAULT_MAX_CONCURRENCY == 16
     assert s.verify is True
     assert s.proxy is None
     defaults = {name: extra.default for name, extra in EXTRA_FIELDS.items()}
@@ -85,6 +87,7 @@ def test_documented_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         "max_retries": DEFAULT_MAX_RETRIES,
         "max_retry_wait": DEFAULT_MAX_RETRY_WAIT,
         "max_pages": DEFAULT_MAX_PAGES,
+        "max_concurrency": DEFAULT_MAX_CONCURRENCY,
         "verify": True,
         "ca_bundle": None,
         "proxy": None,

@@ -581,3 +581,20 @@ def test_a_warsaw_day_is_filed_under_its_utc_start(
     assert s3_server.keys(s3_bucket) == ["conpeek/20240229T230000.jsonl.gz"]
     start, end = window_of(s3_server, s3_bucket, "conpeek/20240229T230000.jsonl.gz")
     assert (start, end) == ("2024-02-29T23:00:00Z", "2024-03-01T23:00:00Z")
+
+
+def test_s3_client_names_the_operator_without_walking_the_stack(
+    airflow_connections: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Amazon provider's User-Agent names the caller; ours is given, not searched for
+    with inspect.stack() (about 0.1 s per client)."""
+    import inspect
+
+    from airflow_provider_conpeek.s3write import s3_hook
+
+    def no_stack_walk(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("inspect.stack() called")
+
+    monkeypatch.setattr(inspect, "stack", no_stack_walk)
+    client = s3_hook("aws_default", "VoiceCampaignSummaryToS3Operator").get_conn()
+    assert "Caller/VoiceCampaignSummaryToS3Operator" in client.meta.config.user_agent_extra

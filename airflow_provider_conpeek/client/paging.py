@@ -16,10 +16,12 @@ marker. Each rule below is one small function, tested on its own:
 * :func:`check_page_ceiling` -- more non-empty pages than a ceiling raises instead of
   looping (the empty page that ends the data does not count).
 
-:func:`iter_pages` fetches up to ``concurrency`` pages at once (speculative offsets ahead of
-the reader, once a first full page showed there is more) and yields them strictly in
-offset order, so the result is identical to sequential paging. Memory is bounded by
-``concurrency + 1`` pages.
+:func:`iter_pages` fetches several pages at once (speculative offsets ahead of the reader,
+once a first full page showed there is more) and yields them strictly in offset order, so
+the result is identical to sequential paging. How many: a
+:class:`~.limiter.ConcurrencyLimit`, pinned or adaptive (:mod:`.limiter`); the pages asked
+for ahead follow its current value, so when the data ends, at most that many requests minus
+one were sent beyond it. Memory is bounded by ``maximum + 1`` pages.
 
 Example::
 
@@ -37,11 +39,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from airflow_provider_conpeek.client.limiter import ConcurrencyLimit
 from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekPagingError
-
-DEFAULT_CONCURRENCY = 4
-"""Pages in flight at once by default: ~4x the sequential throughput on a slow link,
-and still polite to the server."""
 
 REPEAT_PROBE_PAGES = 100
 REPEAT_PROBE_RECORDS = 10_000
@@ -95,14 +94,13 @@ def check_page_ceiling(pages_fetched: int, max_pages: int) -> None:
         )
 
 
-def validate_paging_args(page_size: int, concurrency: int) -> None:
-    """Reject non-positive sizes before any request is sent."""
-    for name, value in (("page_size", page_size), ("concurrency", concurrency)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConpeekConfigError(
-                f"{name} must be a positive integer, got {value!r}. "
-                f"Pass {name}=1 or more (defaults: page_size=100, concurrency=4)."
-            )
+def validate_page_size(page_size: int) -> None:
+    """Reject a page size that is not a positive integer, before any request is sent."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        raise ConpeekConfigError(
+            f"page_size must be a positive integer, got {page_size!r}. "
+            "Pass page_size=1 or more (default 100)."
+        )
 
 
 def validate_min_records(min_records: int) -> None:
@@ -115,7 +113,7 @@ def iter_pages(
     fetch: FetchPage,
     *,
     page_size: int = 100,
-    concurrency: int = 1,
+    concurrency: int | ConcurrencyLimit = 1,
     max_pages: int = 100_000,
     cancel: threading.Event | None = None,
 ) -> Iterator[Page]:
@@ -123,12 +121,15 @@ def iter_pages(
 
     :param fetch: ``fetch(offset, limit)`` returning one page (retries are its business).
     :param page_size: the ``limit`` asked for.
-    :param concurrency: pages in flight at once; 1 is plain sequential paging.
+    :param concurrency: pages in flight at once (1 is plain sequential paging), or the
+        :class:`~.limiter.ConcurrencyLimit` that ``fetch`` takes its slots from.
     :param max_pages: ceiling on non-empty pages; one more raises :class:`ConpeekPagingError`.
     :param cancel: set when paging ends, so a fetch still running (speculative, beyond the
         end) can stop retrying.
     """
-    validate_paging_args(page_size, concurrency)
+    validate_page_size(page_size)
+    if not isinstance(concurrency, ConcurrencyLimit):
+        concurrency = ConcurrencyLimit(concurrency)
     pages = _Prefetcher(fetch, concurrency)
     limit = page_size
     offset = 0
@@ -178,13 +179,14 @@ def flatten(pages: Iterator[Page]) -> Iterator[Any]:
 
 
 class _Prefetcher:
-    """Pages in flight at speculative offsets, handed out strictly in order."""
+    """Pages asked for at speculative offsets, as many as the limit allows now, handed out
+    strictly in order."""
 
-    def __init__(self, fetch: FetchPage, concurrency: int) -> None:
+    def __init__(self, fetch: FetchPage, limit: ConcurrencyLimit) -> None:
         self._fetch = fetch
-        self._concurrency = concurrency
+        self._limit = limit
         self._executor = (
-            ThreadPoolExecutor(concurrency, "conpeek-page") if concurrency > 1 else None
+            ThreadPoolExecutor(limit.maximum, "conpeek-page") if limit.maximum > 1 else None
         )
         self._in_flight: deque[tuple[int, int, Future[Page]]] = deque()
 
@@ -196,7 +198,7 @@ class _Prefetcher:
             self._discard()  # speculation went past a short page: start again here
             self._submit(offset, limit)
         if speculate:
-            while len(self._in_flight) < self._concurrency:
+            while len(self._in_flight) < self._limit.current:
                 self._submit(self._in_flight[-1][0] + limit, limit)
         return self._in_flight.popleft()[2].result()
 

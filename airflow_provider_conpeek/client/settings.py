@@ -27,6 +27,10 @@ DEFAULT_MAX_RETRY_WAIT = 60.0
 """Cap, in seconds, on any single wait between tries (``Retry-After`` included)."""
 DEFAULT_MAX_PAGES = 100_000
 """Ceiling on pages fetched by one extract; exceeding it raises instead of looping."""
+DEFAULT_MAX_CONCURRENCY = 16
+"""Ceiling on requests one extract keeps in flight (the adaptive limit stays at or below
+it). Measured in ``make bench``: at 25 ms per request, 16 in flight reach what the client's
+own CPU allows on one core; more buys nothing but load on the server."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class ConpeekSettings:
     :param connect_timeout: seconds to wait for a connection.
     :param read_timeout: seconds to wait between bytes of a response.
     :param max_pages: ceiling on non-empty pages per extract.
+    :param max_concurrency: ceiling on requests in flight per extract.
     :param retry: how often and how long to retry.
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
     :param proxy: a proxy URL for http and https, or ``None`` for the environment's.
@@ -55,6 +60,7 @@ class ConpeekSettings:
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_pages: int = DEFAULT_MAX_PAGES
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     verify: bool | str = True
     proxy: str | None = None

@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow_provider_conpeek.client.settings import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_PAGES,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_WAIT,
@@ -40,6 +41,9 @@ MAX_SECONDS = 3600.0
 """Upper bound of every timeout and wait. A longer one is nearly always milliseconds typed
 as seconds and would hold a worker slot idle (Airflow's task retries are the tool for long
 pauses); past about 292 years, socket and threading timeouts overflow."""
+
+MAX_CONCURRENCY_CAP = 64
+"""Upper bound of ``max_concurrency``: a thread and a connection each; more is a typo."""
 
 EXTRA_FIELDS: dict[str, ExtraField] = {
     extra.name: extra
@@ -88,6 +92,18 @@ EXTRA_FIELDS: dict[str, ExtraField] = {
             "more fails instead of looping.",
             default=DEFAULT_MAX_PAGES,
             minimum=1,
+        ),
+        ExtraField(
+            "max_concurrency",
+            "integer",
+            "Max requests in flight",
+            "Ceiling on the requests one extract sends at once. Extracts adapt below it: "
+            "fewer when the server answers 429 or slows down. 1 pages sequentially.",
+            default=DEFAULT_MAX_CONCURRENCY,
+            minimum=1,
+            maximum=MAX_CONCURRENCY_CAP,
+            details="Several extracts at once (mapped tasks, backfills) each have this "
+            "ceiling: cap how many run together with an Airflow pool.",
         ),
         ExtraField(
             "verify",
@@ -175,6 +191,7 @@ __all__ = [
     "EXTRA_FIELDS",
     "EXTRA_PREFIX",
     "HOOK_NAME",
+    "MAX_CONCURRENCY_CAP",
     "MAX_SECONDS",
     "UI_FIELD_BEHAVIOUR",
     "ExtraField",

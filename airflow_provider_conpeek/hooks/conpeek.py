@@ -36,6 +36,7 @@ class ConpeekHook(BaseHook):
     :param max_retries: retries after the first try on 429/5xx/network errors.
     :param max_retry_wait: cap on any single wait between tries, seconds.
     :param max_pages: ceiling on pages per extract.
+    :param max_concurrency: ceiling on requests in flight per extract.
 
     .. seealso:: :doc:`/connection` for every extra and its default.
 
@@ -64,6 +65,7 @@ class ConpeekHook(BaseHook):
         max_retries: int | None = None,
         max_retry_wait: float | None = None,
         max_pages: int | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         super().__init__()
         self.conpeek_conn_id = conpeek_conn_id
@@ -73,6 +75,7 @@ class ConpeekHook(BaseHook):
             "max_retries": max_retries,
             "max_retry_wait": max_retry_wait,
             "max_pages": max_pages,
+            "max_concurrency": max_concurrency,
         }
 
     def __repr__(self) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_conpeek._compat import BaseOperator
-from airflow_provider_conpeek.client.paging import DEFAULT_CONCURRENCY, validate_paging_args
+from airflow_provider_conpeek.client.paging import validate_page_size
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 from airflow_provider_conpeek.destination import check_destination, check_replace
 from airflow_provider_conpeek.window import WINDOW_TEMPLATE_FIELDS, WindowArguments
@@ -55,7 +55,11 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
     :param window_start: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
     :param window_end: see :class:`~airflow_provider_conpeek.window.WindowArguments`.
     :param page_size: records per request.
-    :param concurrency: requests in flight at once; 1 pages sequentially.
+    :param concurrency: ``None`` (default): requests in flight adapt to the server, fewer
+        when it answers 429 or slows down, up to ``max_concurrency``. A number pins it; 1
+        pages sequentially.
+    :param max_concurrency: ceiling on requests in flight; ``None`` takes the connection's
+        ``max_concurrency`` extra (default 16).
     :param compression: ``"gzip"`` (default) or ``"none"``.
     :param replace: ``True`` (default): overwrite the object of this same window (a rerun),
         never another window's object nor one without the provider's metadata. ``False``:
@@ -91,7 +95,8 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         window_start: Any = None,
         window_end: Any = None,
         page_size: int = 100,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        concurrency: int | None = None,
+        max_concurrency: int | None = None,
         compression: str = "gzip",
         replace: bool | str = True,
         **kwargs: Any,
@@ -107,6 +112,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         self.window_end = window_end
         self.page_size = page_size
         self.concurrency = concurrency
+        self.max_concurrency = max_concurrency
         self.compression = compression
         self.replace = replace
 
@@ -118,13 +124,12 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             self.__dict__.pop("_kill", None)
 
     def _execute(self, context: Context, killed: threading.Event) -> dict[str, Any]:
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
+        from airflow_provider_conpeek.client.limiter import make_limit
         from airflow_provider_conpeek.destination import ObjectStamp, check_aws_connection
         from airflow_provider_conpeek.extract import KILLED, Extraction
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
         from airflow_provider_conpeek.jsonlines import check_compression
-        from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination
+        from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination, s3_hook
 
         # ``killed`` is set by on_kill, also before this method starts: never forgotten.
         self._extraction: Extraction | None = None
@@ -132,11 +137,11 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         bucket, key = check_destination(self.s3_bucket, self.s3_key)
         compression = check_compression(self.compression, key)
         replace = check_replace(self.replace)
-        validate_paging_args(self.page_size, self.concurrency)
+        validate_page_size(self.page_size)
         window, filters = self.resolve_window_filters(context)
-        hook = ConpeekHook(conpeek_conn_id=self.conpeek_conn_id)
-        hook.settings  # noqa: B018 - fail on a bad connection before any request
-        s3 = S3Hook(aws_conn_id=self.aws_conn_id)
+        hook = ConpeekHook(self.conpeek_conn_id, max_concurrency=self.max_concurrency)
+        slots = make_limit(self.concurrency, hook.settings.max_concurrency)
+        s3 = s3_hook(self.aws_conn_id, type(self).__name__)
         check_aws_connection(self.aws_conn_id, s3.get_connection)
         transfer = s3.transfer_config
         dest = S3Destination(
@@ -171,7 +176,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             stamp,
             filters,
             page_size=self.page_size,
-            concurrency=self.concurrency,
+            slots=slots,
             compression=compression,
             log=self.log,
             progress_every=PROGRESS_EVERY_SECONDS,
