@@ -200,21 +200,108 @@ def test_more_pages_than_max_pages_raises(
         records(connect(server, extra={"max_pages": 2}), page_size=10)
 
 
-@pytest.mark.parametrize("concurrency", [1, 3, 8])
+@pytest.mark.parametrize(("concurrency", "bound"), [(1, 1), (3, 3), (8, 8), (None, 16)])
 def test_memory_is_bounded_by_pages_in_flight(
-    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient], concurrency: int
+    conpeek_sandbox_factory: Factory,
+    connect: Callable[..., ConpeekClient],
+    concurrency: int | None,
+    bound: int,
 ) -> None:
     server = conpeek_sandbox_factory(records=1000)
     client = connect(server)
     it = flatten(client.iter_pages(page_size=10, concurrency=concurrency))
     assert next(it) == server.expected_records()[0]
     time.sleep(0.2)  # let any runaway prefetching show in the log
-    # Never more than concurrency pages ahead of the page being read.
-    assert len(api_log(server)) <= concurrency + 1
+    # Never more than the limit (max_concurrency when adaptive) ahead of the page being read.
+    assert len(api_log(server)) <= bound + 1
     it.close()
     settled = len(api_log(server))
     time.sleep(0.1)
     assert len(api_log(server)) == settled  # closing the iterator stops every worker
+
+
+# -- adaptive concurrency (the default) ------------------------------------------------------
+
+
+def test_server_allowing_two_in_flight_every_record_few_429s(
+    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient], clock: FakeClock
+) -> None:
+    """The issue's case: 429 beyond 2 requests at once, no Retry-After. The limit finds 2:
+    every record once, in order, and only its probes of 3 are refused."""
+    faults = FaultConfig(latency=0.02, capacity=2)  # answers overlap: slow start overshoots
+    server = conpeek_sandbox_factory(records=12_000, days=1, faults=faults)
+    got = records(connect(server), page_size=100)
+    assert got == server.expected_records()
+    log = api_log(server)
+    refused = [e for e in log if e.fault == "capacity"]
+    assert refused  # it did probe above 2
+    assert len(refused) <= 0.1 * len(log)
+    assert clock.waits() == []  # no 429 paused the extract: each lowered the limit
+
+
+def test_server_allowing_two_in_flight_with_retry_after_pauses_as_asked(
+    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient], clock: FakeClock
+) -> None:
+    faults = FaultConfig(latency=0.05, capacity=2, capacity_retry_after="1")
+    server = conpeek_sandbox_factory(records=3000, days=1, faults=faults)
+    assert records(connect(server), page_size=100) == server.expected_records()
+    refused = [e for e in api_log(server) if e.fault == "capacity"]
+    assert refused
+    assert clock.waits()  # a Retry-After is honoured as before
+    assert set(clock.waits()) == {1.0}
+
+
+def test_server_queueing_beyond_two_makes_the_limit_fall(
+    conpeek_sandbox_factory: Factory, connect_hook: Any
+) -> None:
+    """Latency grows with load (no 429): with the real clock, rounds of slow answers cut
+    the limit, and every record still arrives once, in order."""
+    from airflow_provider_conpeek.client.limiter import AdaptiveLimit
+    from airflow_provider_conpeek.client.paging import iter_pages
+
+    faults = FaultConfig(latency=0.02, capacity=2, over_capacity="queue")
+    server = conpeek_sandbox_factory(records=4000, days=1, faults=faults)
+    slots = AdaptiveLimit(16)
+    with ConpeekClient(connect_hook(server).settings) as client:
+
+        def fetch(offset: int, limit: int) -> list[Any]:
+            return client.fetch_page(offset=offset, limit=limit, slots=slots)
+
+        got = [r for page in iter_pages(fetch, page_size=100, concurrency=slots) for r in page]
+    assert got == server.expected_records()
+    assert slots.stats.cuts >= 1
+    assert slots.stats.overloads == 0
+    assert max(e.in_flight for e in api_log(server)) <= 16
+
+
+@pytest.mark.parametrize(
+    ("extra", "concurrency", "bound"),
+    [({}, None, 16), ({"max_concurrency": 4}, None, 4), ({}, 8, 8), ({}, 1, 1)],
+)
+def test_requests_beyond_the_end_are_bounded(
+    conpeek_sandbox_factory: Factory,
+    connect: Callable[..., ConpeekClient],
+    extra: dict[str, Any],
+    concurrency: int | None,
+    bound: int,
+) -> None:
+    """The empty page that ends the data and the speculative ones beyond it: at most the
+    limit in force, never more than max_concurrency."""
+    server = conpeek_sandbox_factory(records=2000, days=1)
+    got = records(connect(server, extra=extra), page_size=10, concurrency=concurrency)
+    assert got == server.expected_records()
+    beyond = [offset for offset, _ in asked(server) if offset >= 2000]
+    assert 1 <= len(beyond) <= bound
+
+
+def test_concurrency_above_max_concurrency_is_refused_before_any_request(
+    conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient]
+) -> None:
+    server = conpeek_sandbox_factory(records=10)
+    client = connect(server, extra={"max_concurrency": 3})
+    with pytest.raises(ConpeekConfigError, match="concurrency=4 is above max_concurrency=3"):
+        records(client, concurrency=4)
+    assert api_log(server) == []
 
 
 # -- filters ------------------------------------------------------------------------------
