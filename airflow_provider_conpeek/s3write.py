@@ -30,7 +30,7 @@ import math
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from airflow_provider_conpeek.destination import (
     Existing,
@@ -52,6 +52,51 @@ WRITE_ID = "conpeek-write-id"
 
 class ExtractCancelled(ConpeekError):
     """The extract was stopped (the task was killed) before its object was written."""
+
+
+class FilePart:
+    """Part of an open file, read as a file by ``UploadPart``: the part is streamed from
+    disk, never held in memory (an 8 MiB part would be, as ``bytes``, and again by the
+    checksum), so memory stays flat whatever the object's size.
+
+    :param file: the whole file, opened for binary reading.
+    :param start: where the part begins.
+    :param size: the most bytes the part holds.
+    :param total: the file's size (the last part is shorter).
+
+    Example::
+
+        with open(path, "rb") as f:
+            client.upload_part(..., PartNumber=2, Body=FilePart(f, 8 << 20, 8 << 20, total))
+    """
+
+    def __init__(self, file: BinaryIO, start: int, size: int, total: int) -> None:
+        self._file, self._start = file, start
+        self._size = max(0, min(size, total - start))
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, n: int | None = -1) -> bytes:
+        """Up to ``n`` bytes from the current position (all that is left by default)."""
+        left = self._size - self._pos
+        if n is None or n < 0 or n > left:
+            n = left
+        self._file.seek(self._start + self._pos)
+        data = self._file.read(n)
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move within the part (botocore rewinds it for checksums and retries)."""
+        base = (0, self._pos, self._size)[whence]
+        self._pos = min(max(0, base + offset), self._size)
+        return self._pos
+
+    def tell(self) -> int:
+        """The position within the part."""
+        return self._pos
 
 
 def s3_hook(aws_conn_id: str | None, caller: str) -> Any:
@@ -261,7 +306,7 @@ class S3Destination:
                         Key=self.key,
                         UploadId=upload_id,
                         PartNumber=number,
-                        Body=source.read(part_size),
+                        Body=FilePart(source, (number - 1) * part_size, part_size, size),
                         **checksum,
                     )
                     part = {"ETag": answer["ETag"], "PartNumber": number}

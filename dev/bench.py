@@ -9,6 +9,9 @@ Measures, in one run (see docs/benchmarks.rst for what each part means):
 4. Import cost of the operator module over ``import airflow.sdk``.
 5. Sandbox request latency: sequential keep-alive requests.
 6. Paging speed: the provider's paging over an in-memory source at 20 ms per request.
+7. Adaptive concurrency: the naive loop against the defaults at 25 and 100 ms on 12,000
+   and 3,000 records; a sandbox allowing 2 requests at once (429 beyond); one whose latency
+   grows with load (4 at once, the others queue). Each row against its ceiling.
 
 The Conpeek sandbox runs as ``conpeek-sandbox`` processes; moto's S3 server and the Airflow
 home (environment only: the runs need no metadata DB) come from ``tests/harness.py``. Every
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import hashlib
 import json
 import shlex
 import shutil
@@ -36,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,12 +97,17 @@ class Bench:
         self.seq = 0
 
     @contextlib.contextmanager
-    def sandbox(self, records: int, latency_ms: float) -> Iterator[str]:
-        """A ``conpeek-sandbox`` process; yields its base URL, stops it on exit."""
+    def sandbox(
+        self, records: int, latency_ms: float, *options: str, what: str = ""
+    ) -> Iterator[str]:
+        """A ``conpeek-sandbox`` process; yields its base URL, stops it on exit.
+
+        ``options``: more command-line options (faults); ``what`` names them in the report.
+        """
         cmd = [str(BIN / "conpeek-sandbox"), "--port", "0", "--records", str(records)]
         cmd += ["--days", "1", "--start", DAY, "--latency-ms", f"{latency_ms:g}"]
-        cmd += ["--api-key", API_KEY, "--path-prefix", "/api/v1_3"]
-        name = f"sandbox-{records}-{latency_ms:g}ms"
+        cmd += ["--api-key", API_KEY, "--path-prefix", "/api/v1_3", *options]
+        name = f"sandbox-{records}-{latency_ms:g}ms" + "".join(o.strip("-") for o in options)
         process = Process(name, cmd, self.home.env, self.tmp / f"{name}.log")
         try:
 
@@ -106,7 +116,8 @@ class Bench:
                 return next((w for w in words if w.startswith("http://") and "/api/" in w), None)
 
             found = wait_for(name, url, 60, interval=0.1, alive=process.check_alive)
-            self.servers[f"Conpeek sandbox ({records:,} records, {latency_ms:g} ms)"] = _rel(cmd)
+            label = f"Conpeek sandbox ({records:,} records, {latency_ms:g} ms{what})"
+            self.servers[label] = _rel(cmd)
             yield found
         finally:
             process.stop()
@@ -140,6 +151,7 @@ class Bench:
         if opts.get("profile"):
             cmd.append("--profile")
         say(f"  {label}: {records:,} records ...")
+        seen = len(server_log(url))
         with log.open("wb") as f:
             try:
                 proc = subprocess.run(
@@ -155,7 +167,7 @@ class Bench:
         if proc.returncode != 0:
             raise BenchError(f"{label} failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
         result: dict[str, Any] = json.loads(out.read_text())
-        result.update(label=label, expected=records)
+        result.update(label=label, expected=records, server=server_stats(server_log(url)[seen:]))
         self._verify(result, key, records)
         cpu = result["cpu_user_s"] + result["cpu_sys_s"]
         say(
@@ -175,11 +187,64 @@ class Bench:
         result["verified"] = "count, size"
         if expected <= self.args.verify_limit:
             body = self.s3.read(BUCKET, key)
+            result["sha256"] = hashlib.sha256(body).hexdigest()
             lines = (gzip.decompress(body) if key.endswith(".gz") else body).count(b"\n")
             if lines != expected:
                 raise BenchError(f"{label}: object has {lines} lines, expected {expected}")
             result["verified"] = "count, size, lines"
         client.delete_object(Bucket=BUCKET, Key=key)
+
+
+def server_log(url: str) -> list[dict[str, Any]]:
+    """The sandbox's log of API requests (its admin endpoint), oldest first."""
+    admin = url.split("/api/")[0] + "/_sandbox/requests"
+    with urllib.request.urlopen(admin, timeout=30) as response:  # noqa: S310 - loopback
+        entries: list[dict[str, Any]] = json.load(response)["requests"]
+    return [e for e in entries if e["path"].endswith("/voice_campaign_request_summary")]
+
+
+def server_stats(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the sandbox saw of one run: requests, capacity 429s, load."""
+    n = len(entries)
+    return {
+        "requests": n,
+        "refused_429": sum(1 for e in entries if e["status"] == 429),
+        "mean_in_flight": sum(e["in_flight"] for e in entries) / n if n else 0.0,
+        "peak_in_flight": max((e["in_flight"] for e in entries), default=0),
+        "mean_queued_ms": 1000 * sum(e["queued_s"] for e in entries) / n if n else 0.0,
+    }
+
+
+def measure_adaptive(bench: Bench, res: dict[str, Any]) -> None:
+    """Section 7: rows of (server, client) runs, each with the server's ceiling."""
+    a = bench.args
+    rows: list[dict[str, Any]] = []
+
+    def row(server: str, latency: float, in_flight: int | None, runs: list[dict[str, Any]]) -> None:
+        rows.append({"server": server, "latency_ms": latency, "allows": in_flight, "runs": runs})
+
+    for latency in a.adaptive_latencies:
+        for records in a.adaptive_records:
+            with bench.sandbox(records, latency) as url:
+                naive = bench.run("naive loop", "naive", url, records)
+                defaults = bench.run("operator, defaults", "operator", url, records)
+            row("no limit", latency, None, [naive, defaults])
+    records, latency = max(a.adaptive_records), min(a.adaptive_latencies)
+    with bench.sandbox(records, latency, "--capacity", "2", what=", 2 at once, 429 beyond") as url:
+        runs = [
+            bench.run("naive loop", "naive", url, records),
+            bench.run("operator, concurrency=4 (pinned)", "operator", url, records, concurrency=4),
+            bench.run("operator, defaults", "operator", url, records),
+        ]
+    row("2 requests at once, 429 beyond (no Retry-After)", latency, 2, runs)
+    queue = ("--capacity", "4", "--over-capacity", "queue")
+    with bench.sandbox(records, latency, *queue, what=", 4 at once, queue beyond") as url:
+        runs = [
+            bench.run("naive loop", "naive", url, records),
+            bench.run("operator, defaults", "operator", url, records),
+        ]
+    row("4 requests at once, queue beyond (latency grows with load)", latency, 4, runs)
+    res["adaptive"] = rows
 
 
 def measure(bench: Bench, res: dict[str, Any]) -> None:
@@ -224,6 +289,9 @@ def measure(bench: Bench, res: dict[str, Any]) -> None:
     res["paging"] = probes.paging_speed()
     say("    {wall_s:.3f} s for {requests} requests".format(**res["paging"]["concurrent"]))
 
+    say("7. Adaptive concurrency")
+    measure_adaptive(bench, res)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -239,6 +307,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="records for the naive loop's large memory run (default: --memory-large; 0 skips it)",
     )
     p.add_argument("--profile-records", type=int, default=100_000, help="cProfile run")
+    p.add_argument("--adaptive-records", type=int, nargs="+", default=[12_000, 3_000])
+    p.add_argument("--adaptive-latencies", type=float, nargs="+", default=[25.0, 100.0])
     p.add_argument("--import-runs", type=int, default=5)
     p.add_argument("--sandbox-requests", type=int, default=300)
     p.add_argument("--worker-timeout", type=float, default=900.0, help="seconds per run")
@@ -253,6 +323,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.memory_large = min(args.memory_large, 30_000)
         args.profile_records = min(args.profile_records, 5_000)
         args.import_runs = min(args.import_runs, 2)
+        args.adaptive_records = [min(args.adaptive_records), 1_000]
+        args.adaptive_latencies = [min(args.adaptive_latencies)]
     if args.naive_large is None:
         args.naive_large = args.memory_large
     if not args.quick:  # the committed files, unless told otherwise

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench_targets import cpu_rate, cpu_s, evaluate, growth, ideal_s, rate
+from bench_targets import ceiling, cpu_rate, cpu_s, evaluate, growth, ideal_s, in_flight, rate
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 DEFAULT_JSON = DOCS / "benchmarks.json"
@@ -98,8 +98,9 @@ def throughput(res: dict[str, Any]) -> list[str]:
         *table(["client", "pages", "wall s", "records/s", "speed vs (a)", "CPU s"], speed),
         f"Sequential ceiling at this latency: 100 records / {latency / 1000:g} s = "
         f"{100 / (latency / 1000):,.0f} records/s. What the latency alone allows (c), "
-        f"{c['pages']} pages with {c['concurrency']} in flight: "
-        f"{ideal_s(c['pages'], latency, c['concurrency']):.2f} s. The footprint of the same runs:",
+        f"{c['pages']} pages with at most {in_flight(c)} in flight (its adaptive limit's "
+        f"highest): {ideal_s(c['pages'], latency, in_flight(c)):.2f} s. The footprint of the "
+        "same runs:",
         "",
         *table(
             ["client", "RSS after imports MB", "peak RSS MB", "peak RSS vs (a)", "object MB"],
@@ -217,10 +218,10 @@ def sandbox(res: dict[str, Any]) -> list[str]:
 def paging(res: dict[str, Any]) -> list[str]:
     pg = res["paging"]
     rows = []
-    for name, in_flight in (("sequential", 1), ("concurrent", pg["concurrency"])):
+    for name, flying in (("sequential", 1), ("concurrent", pg["concurrency"])):
         run = pg[name]
-        ideal = ideal_s(run["requests"], pg["latency_ms"], in_flight)
-        rows.append([str(in_flight), str(run["requests"]), f"{run['wall_s']:.3f}", f"{ideal:.3f}"])
+        ideal = ideal_s(run["requests"], pg["latency_ms"], flying)
+        rows.append([str(flying), str(run["requests"]), f"{run['wall_s']:.3f}", f"{ideal:.3f}"])
     return [
         *heading("6. Paging speed"),
         f"``iter_pages`` over {pg['records']:,} records held in memory, ``page_size="
@@ -231,6 +232,74 @@ def paging(res: dict[str, Any]) -> list[str]:
     ]
 
 
+def _limit(r: dict[str, Any]) -> str:
+    if r["mode"] == "naive":
+        return "1"
+    lim = r.get("limit")
+    if not lim:
+        return str(r["concurrency"])
+    if not lim["adaptive"]:
+        return f"{lim['maximum']} (pinned)"
+    return f"{lim['peak_limit']} (ends at {lim['final']}, {lim['cuts']} cuts)"
+
+
+def adaptive(res: dict[str, Any]) -> list[str]:
+    rows = res.get("adaptive")
+    if not rows:
+        return []
+    out = []
+    for group in rows:
+        naive = group["runs"][0]
+        latency, allows = group["latency_ms"], group["allows"]
+        for r in group["runs"]:
+            n = in_flight(r) if allows is None else min(allows, in_flight(r))
+            if r["mode"] == "operator" and allows is None and r.get("limit"):
+                n = r["limit"]["maximum"]  # what its ceiling would allow
+            top = ceiling(latency, n, r["page_size"] or 100)
+            sv = r["server"]
+            out.append(
+                [
+                    f"{group['server']}, {latency:g} ms",
+                    r["label"],
+                    f"{r['records']:,}",
+                    f"{r['wall_s']:.2f}",
+                    f"{rate(r):,.0f}",
+                    f"{naive['wall_s'] / r['wall_s']:.2f}x",
+                    f"{top:,.0f} ({n} in flight)",
+                    f"{rate(r) / top:.0%}",
+                    f"{sv['requests']} / {sv['refused_429']}",
+                    _limit(r),
+                    f"{sv['mean_in_flight']:.1f} / {sv['peak_in_flight']}",
+                ]
+            )
+    return [
+        *heading("7. Adaptive concurrency"),
+        "Each row is one extract of one daily window, checked record for record like the "
+        "others. *ceiling* is what the latency allows the row: page size x requests in "
+        "flight / latency, where requests in flight is the fewest of the client's own (1 "
+        "for the loop; ``max_concurrency`` for the defaults) and what the server allows. "
+        "*requests / 429* and *server in flight* (mean / peak, at each request's arrival) "
+        "are counted by the sandbox.",
+        "",
+        *table(
+            [
+                "server",
+                "client",
+                "records",
+                "wall s",
+                "records/s",
+                "vs loop",
+                "ceiling records/s",
+                "of ceiling",
+                "requests / 429",
+                "client limit, highest",
+                "server in flight",
+            ],
+            out,
+        ),
+    ]
+
+
 def render(res: dict[str, Any]) -> str:
     parts = [
         [
@@ -238,7 +307,10 @@ def render(res: dict[str, Any]) -> str:
             "   Do not edit by hand.",
             "",
         ],
-        *(f(res) for f in (targets, machine, throughput, memory, cpu, imports, sandbox, paging)),
+        *(
+            f(res)
+            for f in (targets, machine, throughput, memory, cpu, imports, sandbox, paging, adaptive)
+        ),
     ]
     return "\n".join(line for part in parts for line in part).rstrip() + "\n"
 

@@ -94,14 +94,16 @@ def prepare_naive(args: argparse.Namespace) -> Any:
 
 
 def prepare_operator(args: argparse.Namespace) -> Any:
+    # What execute() imports lazily, so the baseline below is the loaded process; and what a
+    # task process has loaded before execute() (reading a connection imports it otherwise).
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
     import pendulum
-
-    # What execute() imports lazily, so the baseline below is the loaded process.
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook  # noqa: F401
 
+    import airflow_provider_conpeek.extract
     import airflow_provider_conpeek.hooks.conpeek
     import airflow_provider_conpeek.jsonlines
-    import airflow_provider_conpeek.window  # noqa: F401
+    import airflow_provider_conpeek.window
     from airflow_provider_conpeek.operators.voice_campaign_summary import (
         VoiceCampaignSummaryToS3Operator,
     )
@@ -120,9 +122,31 @@ def prepare_operator(args: argparse.Namespace) -> Any:
         "data_interval_end": pendulum.parse(args.end),
     }
 
+    # The extract's limit on requests in flight, kept to report what it did.
+    extraction = airflow_provider_conpeek.extract.Extraction
+    seen: list[Any] = []
+    original_run = extraction.run
+
+    def run_and_keep(self: Any) -> Any:
+        seen.append(self.slots)
+        return original_run(self)
+
+    extraction.run = run_and_keep  # type: ignore[method-assign]
+
     def run() -> dict[str, Any]:
         result = op.execute(context)  # type: ignore[arg-type]
-        return {"records": result["records"], "bytes": result["bytes"], "pages": result["pages"]}
+        slots = seen[-1]
+        return {
+            "records": result["records"],
+            "bytes": result["bytes"],
+            "pages": result["pages"],
+            "limit": {
+                "adaptive": slots.adaptive,
+                "maximum": slots.maximum,
+                "final": slots.current,
+                **vars(slots.stats),
+            },
+        }
 
     return run
 
@@ -179,6 +203,7 @@ STAGES = (
     ("  of which crc32", "~", "<built-in method zlib.crc32>"),
     ("finish gzip file: JsonLinesFile.close", "jsonlines.py", "close"),
     ("upload: S3Destination.write (conditional PutObject/multipart)", "s3write.py", "write"),
+    ("S3 client: AwsGenericHook.get_conn (boto3 client)", "hooks/base_aws.py", "get_conn"),
 )
 
 

@@ -598,3 +598,36 @@ def test_s3_client_names_the_operator_without_walking_the_stack(
     monkeypatch.setattr(inspect, "stack", no_stack_walk)
     client = s3_hook("aws_default", "VoiceCampaignSummaryToS3Operator").get_conn()
     assert "Caller/VoiceCampaignSummaryToS3Operator" in client.meta.config.user_agent_extra
+
+
+def test_multipart_object_holds_every_record_streamed_part_by_part(
+    meanwhile: Callable[..., Any], s3_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """~7 MB of plain records in two 5 MiB parts, each read from the file as it is sent."""
+    sandbox = meanwhile(lambda: None, records=25_000)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_conn(s3_server.endpoint_url, **MULTIPART))
+    key = "out/multipart.jsonl"
+    make(s3_bucket, key, compression="none", page_size=1000).execute(ctx(DAY1, DAY1.add(days=3)))
+    client = s3_server.client()
+    assert client.head_object(Bucket=s3_bucket, Key=key)["ETag"].endswith('-2"')
+    body = s3_server.read(s3_bucket, key)
+    assert [json.loads(line) for line in body.splitlines()] == sandbox.expected_records()
+
+
+def test_file_part_reads_seeks_and_rewinds_within_its_bounds(tmp_path: Path) -> None:
+    from airflow_provider_conpeek.s3write import FilePart
+
+    path = tmp_path / "data"
+    path.write_bytes(bytes(range(256)) * 4)  # 1024 bytes
+    with path.open("rb") as f:
+        middle, last = FilePart(f, 400, 400, 1024), FilePart(f, 800, 400, 1024)
+        assert (len(middle), len(last)) == (400, 224)  # the last part is shorter
+        assert middle.read(10) == (bytes(range(256)) * 4)[400:410]
+        assert middle.tell() == 10
+        assert last.read() == (bytes(range(256)) * 4)[800:]  # parts share one file object
+        assert middle.read() == (bytes(range(256)) * 4)[410:800]  # its own position holds
+        assert middle.read(5) == b""
+        assert middle.seek(0, 2) == 400
+        assert middle.seek(-10, 1) == 390
+        assert middle.seek(0) == 0
+        assert middle.read(None) == (bytes(range(256)) * 4)[400:800]
