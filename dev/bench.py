@@ -134,7 +134,8 @@ class Bench:
     def run(self, label: str, mode: str, url: str, records: int, **opts: Any) -> dict[str, Any]:
         """One measured client in a fresh subprocess; checks what it wrote to S3.
 
-        ``opts``: ``page_size``, ``concurrency`` (None: the operator's default), ``profile``.
+        ``opts``: ``page_size``, ``concurrency`` (None: the operator's default), ``profile``,
+        ``timeline``.
         """
         self.seq += 1
         key = f"bench/{self.seq:02d}-{mode}.jsonl" + (".gz" if mode == "operator" else "")
@@ -148,8 +149,9 @@ class Bench:
         for name in ("page_size", "concurrency"):
             if opts.get(name) is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(opts[name])]
-        if opts.get("profile"):
-            cmd.append("--profile")
+        for flag in ("profile", "timeline"):
+            if opts.get(flag):
+                cmd.append(f"--{flag}")
         say(f"  {label}: {records:,} records ...")
         seen = len(server_log(url))
         with log.open("wb") as f:
@@ -228,6 +230,14 @@ def measure_adaptive(bench: Bench, res: dict[str, Any]) -> None:
             with bench.sandbox(records, latency) as url:
                 naive = bench.run("naive loop", "naive", url, records)
                 defaults = bench.run("operator, defaults", "operator", url, records)
+                if records == min(a.adaptive_records) and latency == min(a.adaptive_latencies):
+                    res["timeline"] = bench.run(
+                        "operator, defaults, timed by stage",
+                        "operator",
+                        url,
+                        records,
+                        timeline=True,
+                    )
             row("no limit", latency, None, [naive, defaults])
     records, latency = max(a.adaptive_records), min(a.adaptive_latencies)
     with bench.sandbox(records, latency, "--capacity", "2", what=", 2 at once, 429 beyond") as url:

@@ -167,7 +167,8 @@ def cpu(res: dict[str, Any]) -> list[str]:
         *table(["client", "records", "wall s", "CPU s", "records per CPU-second"], rows),
         f"Where it goes: the operator at ``concurrency=1``, {records:,} records. Without the "
         f"profiler: {cpu_s(plain):.2f} CPU-s ({1e6 * cpu_s(plain) / records:.1f} µs per record, "
-        f"{cpu_rate(plain):,.0f} records per CPU-second). Under cProfile (CPU-time clock): "
+        f"{cpu_rate(plain):,.0f} records per CPU-second). Under cProfile (each thread on its own "
+        "CPU-time clock, the task's and the extract's, summed): "
         f"{total:.2f} CPU-s, {total / cpu_s(plain):.1f}x as much, so read the shares below as "
         "a ranking, not as absolute costs.",
         "",
@@ -300,6 +301,31 @@ def adaptive(res: dict[str, Any]) -> list[str]:
     ]
 
 
+def timeline(res: dict[str, Any]) -> list[str]:
+    run = res.get("timeline")
+    if not run or not run.get("timeline"):
+        return []
+    rows = [
+        [
+            t["stage"],
+            f"{t['start_ms']:.0f}",
+            f"{t['end_ms']:.0f}",
+            f"{t['end_ms'] - t['start_ms']:.0f}",
+        ]
+        for t in run["timeline"]
+    ]
+    return [
+        "",
+        f"Where the time of a short extract goes: the defaults on the {run['records']:,}-record "
+        f"window above ({run['pages']} pages), each stage's start and end from the start of "
+        f"``execute()``, in ms (wall time {run['wall_s'] * 1000:.0f} ms). *paging and upload* "
+        "runs from the first Conpeek request to the written object; *first page* is the "
+        "request sent alone before any other (an empty window or a refused key costs one).",
+        "",
+        *table(["stage", "start ms", "end ms", "ms"], rows),
+    ]
+
+
 def render(res: dict[str, Any]) -> str:
     parts = [
         [
@@ -309,7 +335,18 @@ def render(res: dict[str, Any]) -> str:
         ],
         *(
             f(res)
-            for f in (targets, machine, throughput, memory, cpu, imports, sandbox, paging, adaptive)
+            for f in (
+                targets,
+                machine,
+                throughput,
+                memory,
+                cpu,
+                imports,
+                sandbox,
+                paging,
+                adaptive,
+                timeline,
+            )
         ),
     ]
     return "\n".join(line for part in parts for line in part).rstrip() + "\n"

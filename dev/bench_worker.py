@@ -11,7 +11,8 @@ Modes:
 Everything the measured path imports is imported first, then the baseline RSS is read; the
 run itself is timed (wall and process CPU, user+sys, all threads) and the process's peak RSS
 (``VmHWM``) is read at the end. The result is written as JSON to ``--out``. With
-``--profile`` the run goes under cProfile with a CPU-time clock and a summary is added.
+``--profile`` the run goes under cProfile (the task's thread and the extract's thread, each on
+its own CPU-time clock, merged) and a summary is added.
 
 Example::
 
@@ -151,6 +152,60 @@ def prepare_operator(args: argparse.Namespace) -> Any:
     return run
 
 
+# -- timeline: where a short extract's wall time goes ---------------------------------------------
+
+MARKS: list[tuple[str, float]] = []
+
+
+def install_timeline() -> None:
+    """Record when each stage of ``execute()`` starts and ends (wall clock, any thread)."""
+    import functools
+
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
+
+    import airflow_provider_conpeek.client.client as client_module
+    import airflow_provider_conpeek.extract as extract_module
+    import airflow_provider_conpeek.s3write as s3write
+
+    def wrap(owner: Any, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            MARKS.append((f"{stage} start", time.perf_counter()))
+            try:
+                return original(*args, **kwargs)
+            finally:
+                MARKS.append((f"{stage} end", time.perf_counter()))
+
+        setattr(owner, name, timed)
+
+    wrap(AwsGenericHook, "get_conn", "S3 client")
+    wrap(s3write.S3Destination, "check_bucket", "HeadBucket")
+    wrap(s3write.S3Destination, "prepare", "HeadObject")
+    wrap(extract_module.Extraction, "run", "paging and upload")
+    wrap(s3write.S3Destination, "write", "upload")
+    wrap(client_module.ConpeekClient, "fetch_page", "page")
+
+
+def timeline(started: float) -> list[dict[str, Any]]:
+    """Stages in order of start: ``{stage, start_ms, end_ms}`` (pages: first and last)."""
+    spans: dict[str, list[float]] = {}
+    for mark, t in MARKS:
+        stage = mark.rpartition(" ")[0]
+        span = spans.setdefault(stage, [t, t])
+        span[0], span[1] = min(span[0], t), max(span[1], t)
+    firsts = [t for mark, t in MARKS if mark == "page end"]
+    if firsts:
+        spans["first page"] = [spans["page"][0], firsts[0]]
+    spans.pop("page", None)
+    order = sorted(spans.items(), key=lambda kv: kv[1][0])
+    return [
+        {"stage": k, "start_ms": 1000 * (a - started), "end_ms": 1000 * (b - started)}
+        for k, (a, b) in order
+    ]
+
+
 # -- profile summary -------------------------------------------------------------------------
 
 CATEGORIES = (
@@ -187,7 +242,12 @@ def _label(func: tuple[str, int, str]) -> str:
 
 # (label, a part of the file name or "~" for a built-in, the function's name)
 STAGES = (
-    ("operator.execute (total)", "operators/voice_campaign_summary.py", "execute"),
+    (
+        "operator.execute, task thread (checks, S3 client)",
+        "operators/voice_campaign_summary.py",
+        "execute",
+    ),
+    ("extract thread: Extraction._work (pages, file, upload)", "extract.py", "_work"),
     ("fetch pages: fetch_page", "airflow_provider_conpeek/", "fetch_page"),
     ("  of which JSON decode: parse_page", "airflow_provider_conpeek/", "parse_page"),
     (
@@ -220,10 +280,36 @@ def _stages(raw: dict[Any, Any]) -> list[tuple[str, float]]:
     return out
 
 
+THREAD_PROFILES: list[Any] = []
+
+
+def profile_extract_thread() -> None:
+    """Profile the extract's own thread too (it pages, writes and uploads; the task's main
+    thread only waits for it), each thread on its own CPU clock; merged in the summary."""
+    import cProfile
+
+    import airflow_provider_conpeek.extract as extract_module
+
+    original = extract_module.Extraction._work
+
+    def profiled(self: Any) -> None:
+        profiler = cProfile.Profile(time.thread_time)
+        THREAD_PROFILES.append(profiler)
+        profiler.enable()
+        try:
+            original(self)
+        finally:
+            profiler.disable()
+
+    extract_module.Extraction._work = profiled  # type: ignore[method-assign]
+
+
 def summarise_profile(profiler: Any) -> dict[str, Any]:
     import pstats
 
     stats = pstats.Stats(profiler)
+    for other in THREAD_PROFILES:
+        stats.add(other)
     raw = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for (_cc, _nc, tt, _ct, _callers) in raw.values())
     cats: dict[str, float] = {}
@@ -265,11 +351,14 @@ def main() -> int:
     p.add_argument("--api-key", default=None, help="naive: API key")
     p.add_argument("--s3-endpoint", default=None, help="naive: S3 endpoint URL")
     p.add_argument("--profile", action="store_true", help="run under cProfile (CPU clock)")
+    p.add_argument("--timeline", action="store_true", help="operator: time each stage")
     args = p.parse_args()
     if args.mode == "naive" and args.page_size is None:
         args.page_size = 100
 
     run = prepare_naive(args) if args.mode == "naive" else prepare_operator(args)
+    if args.timeline:
+        install_timeline()
     imports_s = time.perf_counter() - _STARTED
     baseline = proc_status_mb()
 
@@ -277,7 +366,9 @@ def main() -> int:
     if args.profile:
         import cProfile
 
-        profiler = cProfile.Profile(time.process_time)
+        profiler = cProfile.Profile(time.thread_time)
+        if args.mode == "operator":
+            profile_extract_thread()
     user0, sys0 = cpu_seconds()
     t0 = time.perf_counter()
     if profiler is not None:
@@ -306,6 +397,8 @@ def main() -> int:
     }
     if profiler is not None:
         result["profile"] = summarise_profile(profiler)
+    if args.timeline:
+        result["timeline"] = timeline(t0)
     with open(args.out, "w") as f:
         json.dump(result, f)
     return 0

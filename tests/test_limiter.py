@@ -13,6 +13,7 @@ from airflow_provider_conpeek.client.limiter import (
     BACKOFF,
     INITIAL_LIMIT,
     PROBE_AFTER,
+    RTT_REFRESH_EVERY,
     AdaptiveLimit,
     ConcurrencyLimit,
     Ticket,
@@ -197,6 +198,29 @@ def test_a_clean_stretch_at_the_trouble_level_forgets_it() -> None:
     grow_to(limit, 5)  # probed, and the server now copes
     grow_to(limit, 9)  # after a clean stretch there, growth is normal again
     assert limit.stats.cuts == 1
+
+
+def test_after_trouble_a_round_at_half_the_limit_refreshes_the_baseline() -> None:
+    """Every RTT_REFRESH_EVERY answers, one round at half the limit, then back: the fastest
+    round trip is measured again on a lightly loaded server."""
+    limit = AdaptiveLimit(maximum=16, initial=8)
+    tickets = fill(limit)
+    limit.release(tickets[-1], "overload")  # trouble at 8: limit 5, slow start over
+    for ticket in tickets[:-1]:
+        limit.release(ticket, "ok", 0.02)
+    levels = []
+    answers = 0
+    while answers < 2 * RTT_REFRESH_EVERY + RTT_REFRESH_EVERY // 2:
+        for ticket in fill(limit):
+            limit.release(ticket, "ok", 0.02)
+            answers += 1
+        levels.append(limit.current)
+    dips = [i for i in range(1, len(levels)) if levels[i] < levels[i - 1]]
+    assert len(dips) == 2  # one dip per RTT_REFRESH_EVERY answers
+    for i in dips:
+        assert levels[i] == levels[i - 1] // 2
+        assert levels[i + 1] >= levels[i - 1]  # and back after that round
+    assert limit.stats.cuts == 1  # dips are not cuts
 
 
 @pytest.mark.parametrize(
