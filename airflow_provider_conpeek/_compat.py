@@ -8,6 +8,7 @@ ones, so :mod:`airflow_provider_conpeek.client` works on its own.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 try:
@@ -48,6 +49,12 @@ except ImportError:  # pragma: no cover - Airflow 2.11-3.1, or no Airflow
         from airflow.hooks.base import BaseHook  # type: ignore[assignment,no-redef,attr-defined]
     except ImportError:  # no Airflow: only the plain client is usable
         pass
+
+try:
+    from airflow.sdk import Asset
+except ImportError:  # pragma: no cover - Airflow 2.11 (Datasets), or no Airflow
+    with contextlib.suppress(ImportError):  # no Airflow: only the plain client is usable
+        from airflow.datasets import Dataset as Asset  # type: ignore[assignment,no-redef]
 
 try:
     from airflow.sdk import BaseOperator, BaseSensorOperator
@@ -105,6 +112,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
+    "Asset",
     "BaseHook",
     "BaseOperator",
     "BaseSensorOperator",

@@ -10,6 +10,9 @@ data_interval_end)``, into
 ``s3://<bucket>/conpeek/voice_campaign_request_summary/<YYYYMMDDTHHMMSS>.jsonl.gz``, named by
 the interval's start in UTC (``20260101T000000`` for 1 January). Reruns and backfills
 overwrite their own interval's object, and no other.
+
+The extract declares that prefix as its outlet, an Airflow Asset: each object it writes
+emits an asset event naming it, which ``example_conpeek_load_on_asset`` is scheduled on.
 """
 
 # [START howto_conpeek_daily_extract]
@@ -20,6 +23,7 @@ import os
 import pendulum
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from airflow_provider_conpeek.lineage import s3_asset
 from airflow_provider_conpeek.operators.voice_campaign_summary import (
     VoiceCampaignSummaryToS3Operator,
 )
@@ -31,6 +35,8 @@ except ImportError:  # Airflow 2.11
     from airflow import DAG
 
 S3_BUCKET = os.environ.get("CONPEEK_S3_BUCKET", "my-data-lake")
+# Where every extract of this DAG lands: the asset a loading DAG is scheduled on.
+SUMMARY = s3_asset(S3_BUCKET, "conpeek/voice_campaign_request_summary")
 
 with DAG(
     dag_id="example_conpeek_daily_extract",
@@ -63,6 +69,7 @@ with DAG(
         s3_key=(
             "conpeek/voice_campaign_request_summary/{{ data_interval_start | ts_nodash }}.jsonl.gz"
         ),
+        outlets=[SUMMARY],
     )
     wait_for_records >> extract
 # [END howto_conpeek_daily_extract]

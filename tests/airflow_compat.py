@@ -92,8 +92,51 @@ def dag_bag(folder: Path) -> Any:
     return DagBag(dag_folder=str(folder))
 
 
+def register_assets(dag: Any) -> None:
+    """Write ``dag`` (and so its outlet assets) to the metadata DB, as the DAG processor would.
+
+    Airflow 3.1+'s ``dag.test()`` does it; 2.11's and 3.0's do not: 3.0 then fails a task
+    whose outlet is not registered (AirflowInactiveAssetInInletOrOutletException), and 2.11
+    records no dataset event.
+    """
+    if Version("3.1") <= AIRFLOW_VERSION or not any(task.outlets for task in dag.tasks):
+        return
+    from airflow.models.dagbag import DagBag
+
+    bag = DagBag(dag.fileloc, include_examples=False)
+    if AIRFLOW_3:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+        DagBundlesManager().sync_bundles_to_db()
+        bag.sync_to_db("dags-folder", None)
+    else:
+        bag.sync_to_db()
+
+
+def asset_event_extras(uri: str) -> list[dict[str, Any]]:
+    """The extras of every asset (Airflow 2.11: dataset) event of ``uri``, oldest first."""
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    if AIRFLOW_3:
+        from airflow.models.asset import AssetEvent as Event
+        from airflow.models.asset import AssetModel as Model
+
+        link = Event.asset_id == Model.id
+    else:
+        from airflow.models.dataset import DatasetEvent as Event
+        from airflow.models.dataset import DatasetModel as Model
+
+        link = Event.dataset_id == Model.id
+    with create_session() as session:
+        query = select(Event).join(Model, link).where(Model.uri == uri).order_by(Event.timestamp)
+        return [dict(event.extra or {}) for event in session.scalars(query)]
+
+
 def run_dag_test(dag: Any, logical_date: datetime) -> Any:
-    """``dag.test()`` for the run at ``logical_date`` (``execution_date`` on Airflow 2)."""
+    """``dag.test()`` for the run at ``logical_date`` (``execution_date`` on Airflow 2), its
+    assets registered first where ``dag.test()`` does not (:func:`register_assets`)."""
+    register_assets(dag)
     if AIRFLOW_3:
         return dag.test(logical_date=logical_date)
     # Airflow 2.11 deletes an earlier run of the same date through the ORM, and dag_run_note

@@ -10,7 +10,7 @@ from typing import Any
 
 import pendulum
 import pytest
-from airflow_compat import dag_bag, run_dag_test
+from airflow_compat import asset_event_extras, dag_bag, run_dag_test
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 DAG_ID = "example_conpeek_daily_extract"
@@ -66,6 +66,14 @@ def test_three_daily_runs_then_a_rerun(
         assert lines[0]["created_date"] == start  # the boundary second belongs here
         assert lines[-1]["created_date"] == day.format("YYYY-MM-DD") + " 23:59:59"
     assert sorted(s3_server.keys(s3_bucket)) == sorted(objects)
+    # Each run emitted an asset event on the prefix, naming its object, window and counts.
+    events = asset_event_extras(f"s3://{s3_bucket}/conpeek/voice_campaign_request_summary")
+    assert [e["uri"] for e in events] == [f"s3://{s3_bucket}/{key}" for key in objects]
+    for event, (key, body) in zip(events, objects.items(), strict=True):
+        assert (event["bucket"], event["key"], event["bytes"]) == (s3_bucket, key, len(body))
+        assert event["records"] == len(gzip.decompress(body).splitlines())
+        start = key.rsplit("/", 1)[1].split(".")[0]
+        assert event["window"]["start"].replace("-", "").replace(":", "").replace(" ", "T") == start
     assert sum(len(gzip.decompress(b).splitlines()) for b in objects.values()) == len(
         sandbox.expected_records()
     )

@@ -13,6 +13,10 @@ The example DAG starts on 2026-01-01 with catchup; the test copies it into its o
 folder with the start date moved to three days before today (UTC), so the scheduler makes
 exactly three daily runs, all in the past. The sandbox holds records for those three days.
 
+The example loading DAG (``example_conpeek_load_on_asset``), scheduled on the extract's
+asset, is in the same folder: unpaused first, it must be triggered by the extracts' asset
+events and load each day's object into its SQLite table, row for row.
+
 To prove deferral deterministically, the sandbox answers the *first* ``limit=1`` request of
 each window with no records (the day's data "lands" just after the sensor's first look):
 the sensor must defer, and the trigger's first poll, in the triggerer, finds the records.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sqlite3
 import time
 import urllib.error
 import urllib.parse
@@ -42,6 +47,8 @@ pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAG = ROOT / "example_dags" / "example_conpeek_daily_extract.py"
 DAG_ID = "example_conpeek_daily_extract"
+LOAD_DAG = ROOT / "example_dags" / "example_conpeek_load_on_asset.py"
+LOAD_DAG_ID = "example_conpeek_load_on_asset"
 START_DATE_IN_EXAMPLE = 'start_date=pendulum.datetime(2026, 1, 1, tz="UTC")'
 POKE_INTERVAL_IN_EXAMPLE = "poke_interval=600,"
 KEY = "conpeek/voice_campaign_request_summary/{day:%Y%m%dT%H%M%S}.jsonl.gz"
@@ -99,6 +106,7 @@ def airflow(
             "AIRFLOW_CONN_CONPEEK_DEFAULT": sandbox.airflow_connection_json(),
             "AIRFLOW_CONN_AWS_DEFAULT": s3_server.connection_json(),
             "CONPEEK_S3_BUCKET": s3_bucket,
+            "CONPEEK_EXAMPLE_SQLITE": str(tmp_path / "loaded.sqlite"),
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
@@ -108,6 +116,7 @@ def airflow(
         }
         with AirflowHome(tmp_path, env, scheduler=True) as home:
             (home.dags / EXAMPLE_DAG.name).write_text(dag_source(days))
+            (home.dags / LOAD_DAG.name).write_text(LOAD_DAG.read_text())
             home.migrate()
             home.start_server()
             home.start_scheduler()
@@ -158,6 +167,9 @@ def test_three_scheduled_runs_defer_and_extract(
     assert tasks[sensor_id]["downstream_task_ids"] == [extract_id]
     assert tasks[extract_id]["downstream_task_ids"] == []
 
+    # The loading DAG first: a paused DAG is not triggered by the events it misses.
+    wait_for("the loading DAG to be parsed", lambda: _get(home, f"/dags/{LOAD_DAG_ID}"), 240)
+    home.run("dags", "unpause", LOAD_DAG_ID)
     home.run("dags", "unpause", DAG_ID)
     timings["unpaused"] = time.monotonic() - started
 
@@ -238,6 +250,44 @@ def test_three_scheduled_runs_defer_and_extract(
         fired = [e for e in trigger_logs[0] if e["event"] == TRIGGER_FIRED]
         assert len(fired) == 1, trigger_logs
         assert "'status': 'success'" in fired[0]["result"], fired
+    # The loading DAG, triggered by the three extracts' asset events (perhaps in fewer
+    # runs: Airflow queues events while a run is busy), loaded each day's object row for row.
+    database = home.env["CONPEEK_EXAMPLE_SQLITE"]
+    objects = {f"s3://{s3_bucket}/{KEY.format(day=day)}": day for day in days}
+
+    def three_objects_loaded() -> dict[str, int] | None:
+        load_runs = _get(home, f"/dags/{LOAD_DAG_ID}/dagRuns?limit=100") or {"dag_runs": []}
+        if any(r["state"] == "failed" for r in load_runs["dag_runs"]):
+            fail(f"a run of {LOAD_DAG_ID} failed: {load_runs}")
+        if not Path(database).exists():
+            return None
+        with sqlite3.connect(database, timeout=30) as db:
+            try:
+                counts = db.execute(
+                    "SELECT source_uri, COUNT(*) FROM voice_campaign_request_summary "
+                    "GROUP BY source_uri"
+                ).fetchall()
+            except sqlite3.OperationalError:  # the table is not there yet
+                return None
+        return dict(counts) if len(counts) == len(objects) else None
+
+    loaded = wait_for("the loading DAG to load three objects", three_objects_loaded, 300)
+    timings["loaded"] = time.monotonic() - started
+    assert set(loaded) == set(objects)
+    with sqlite3.connect(database) as db:
+        for uri, day in objects.items():
+            rows = db.execute(
+                "SELECT record FROM voice_campaign_request_summary WHERE source_uri = ? "
+                "ORDER BY line",
+                (uri,),
+            ).fetchall()
+            assert [json.loads(r) for (r,) in rows] == sandbox.expected_records(
+                window_filters(day)
+            ), uri
+    load_runs = home.api("GET", f"/dags/{LOAD_DAG_ID}/dagRuns?limit=100")["dag_runs"]
+    assert load_runs
+    assert {r["run_type"] for r in load_runs} <= {"asset_triggered", "dataset_triggered"}
+
     # Every process outlived the triggers (a trigger breaking the triggerer's channel to its
     # supervisor used to kill it on Airflow 3.0 and 3.1).
     home.check_alive()

@@ -68,6 +68,11 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
 
     Returns (XCom) a small dict: ``s3_uri``, ``records``, ``bytes``, ``pages``, ``window``.
 
+    Lineage: give ``outlets=[s3_asset(bucket, prefix)]``
+    (:func:`~airflow_provider_conpeek.lineage.s3_asset`) and each successful run emits an
+    asset event whose extra names the object, its window and counts
+    (:func:`~airflow_provider_conpeek.lineage.event_extra`), for DAGs scheduled on it.
+
     .. seealso:: :doc:`/operator`
 
     Example::
@@ -129,12 +134,14 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         from airflow_provider_conpeek.extract import KILLED, Extraction
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
         from airflow_provider_conpeek.jsonlines import check_compression
+        from airflow_provider_conpeek.lineage import event_extra, s3_outlets
         from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination, s3_hook
 
         # ``killed`` is set by on_kill, also before this method starts: never forgotten.
         self._extraction: Extraction | None = None
         # Everything that needs no I/O first, then the connections, then S3, then Conpeek.
         bucket, key = check_destination(self.s3_bucket, self.s3_key)
+        outlets = s3_outlets(self.outlets, bucket, key)
         compression = check_compression(self.compression, key)
         replace = check_replace(self.replace)
         validate_page_size(self.page_size)
@@ -185,6 +192,19 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             done = self._extraction.run()
         finally:
             self._extraction = None  # nothing unpicklable stays on the task
+        if outlets:
+            from airflow_provider_conpeek import __version__
+
+            extra = event_extra(
+                bucket,
+                key,
+                records=done["records"],
+                size=done["bytes"],
+                window=window.as_dict(),
+                version=__version__,
+            )
+            for outlet in outlets:  # the declared objects themselves: Airflow keys by them
+                context["outlet_events"][outlet].extra = extra
         return {
             "s3_uri": dest.uri,
             "records": done["records"],

@@ -1,0 +1,140 @@
+"""Where an extract lands, as an Airflow Asset (a Dataset on Airflow 2.11), and what each
+asset event says about it.
+
+Declare the S3 prefix the operator writes under as one of its ``outlets``
+(:func:`s3_asset`); every successful run then emits an asset event whose ``extra`` names
+the very object it wrote, its window, its record and byte counts (:func:`event_extra`). A
+downstream DAG scheduled on the same asset reads those extras (:func:`triggering_extras`)
+and loads exactly the new objects, instead of guessing from the clock.
+
+Outlets are not templated, so the asset is a fixed prefix and the object's key, rendered
+per run, travels in the event's extra. An S3 outlet of the operator that does not contain
+the object it writes is refused before any request: its events would point nowhere.
+
+Example::
+
+    summary = s3_asset("contact-centre", "conpeek/voice_campaign_request_summary")
+    VoiceCampaignSummaryToS3Operator(task_id="extract", ..., outlets=[summary])
+
+    with DAG("load", schedule=[summary], ...):  # runs when a new object has landed
+
+        @task
+        def load(**context):
+            for extra in triggering_extras(context, summary):
+                ...  # extra["uri"], extra["records"], extra["window"]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from airflow_provider_conpeek.exceptions import ConpeekConfigError
+
+EVENT_KEYS = ("uri", "bucket", "key", "records", "bytes", "window", "provider_version")
+"""The keys of every asset event's ``extra`` written by the operator."""
+
+
+def s3_asset(bucket: str, prefix: str = "") -> Any:
+    """The Asset (Dataset on Airflow 2.11) for ``s3://bucket/prefix``.
+
+    Build it once and use the same object as the operator's outlet and the downstream
+    DAG's schedule.
+
+    :param bucket: the bare bucket name, as ``s3_bucket``.
+    :param prefix: the part of the key every object of this extract starts with, without
+        templates (``conpeek/voice_campaign_request_summary``); empty: the whole bucket.
+    :raises ConpeekConfigError: for a URL or a path as bucket, or a template in either.
+    """
+    from airflow_provider_conpeek._compat import Asset
+
+    if not isinstance(bucket, str) or not bucket.strip() or "/" in bucket or ":" in bucket:
+        raise ConpeekConfigError(
+            f"s3_asset: bucket must be a bare bucket name such as 'contact-centre', got "
+            f"{bucket!r}. Put the path inside the bucket in prefix."
+        )
+    if "{{" in bucket or "{{" in prefix:
+        raise ConpeekConfigError(
+            f"s3_asset({bucket!r}, {prefix!r}): Airflow does not render templates in assets. "
+            "Give the fixed prefix the templated keys start with; each event's extra names "
+            "the rendered object."
+        )
+    path = prefix.strip().strip("/")
+    uri = f"s3://{bucket.strip()}/{path}" if path else f"s3://{bucket.strip()}"
+    return Asset(uri)
+
+
+def _uri(outlet: Any) -> str:
+    return str(getattr(outlet, "uri", "") or "")
+
+
+def covers(outlet: Any, bucket: str, key: str) -> bool:
+    """Whether the S3 asset ``outlet`` is ``s3://bucket/key`` or a prefix of it."""
+    prefix = _uri(outlet).rstrip("/")
+    target = f"s3://{bucket}/{key}"
+    return target == prefix or target.startswith(prefix + "/")
+
+
+def s3_outlets(outlets: Iterable[Any], bucket: str, key: str) -> list[Any]:
+    """The S3 outlets that receive this object's event; refuse one that does not contain it.
+
+    Outlets of other schemes (the user's own) are left alone: Airflow emits their events
+    as usual, without our extra.
+
+    :raises ConpeekConfigError: naming the outlet and the object, before any request.
+    """
+    found = []
+    for outlet in outlets or ():
+        uri = _uri(outlet)
+        if not uri.startswith("s3://"):
+            continue
+        if not covers(outlet, bucket, key):
+            raise ConpeekConfigError(
+                f"The outlet {uri} does not contain s3://{bucket}/{key}, the object this task "
+                "writes: its asset events would point elsewhere. Use "
+                f"s3_asset({bucket!r}, <the fixed start of s3_key>) as the outlet."
+            )
+        found.append(outlet)
+    return found
+
+
+def event_extra(
+    bucket: str, key: str, *, records: int, size: int, window: Mapping[str, str], version: str
+) -> dict[str, Any]:
+    """The ``extra`` of the asset event of one written object (JSON only).
+
+    Example::
+
+        event_extra("b", "k.jsonl.gz", records=20000, size=457974,
+                    window={"date_property": "created_date", "start": "...", "end": "..."},
+                    version="0.1.0")["uri"]  # 's3://b/k.jsonl.gz'
+    """
+    return {
+        "uri": f"s3://{bucket}/{key}",
+        "bucket": bucket,
+        "key": key,
+        "records": int(records),
+        "bytes": int(size),
+        "window": {str(k): str(v) for k, v in window.items()},
+        "provider_version": version,
+    }
+
+
+def triggering_extras(context: Mapping[str, Any], asset: Any) -> list[dict[str, Any]]:
+    """The extras of the events of ``asset`` that triggered this run, oldest first.
+
+    One run may be triggered by several events (Airflow queues them while a run is busy),
+    and an object may appear twice (a rerun): loaders should loop over all of them and
+    replace per ``uri``.
+
+    :param context: the task's context (``**context`` of a ``@task``).
+    :param asset: the asset the DAG is scheduled on (the same object).
+    """
+    events = context.get("triggering_asset_events")
+    if events is None:  # Airflow 2.11: events by dataset URI
+        datasets = context.get("triggering_dataset_events") or {}
+        found = list(datasets.get(_uri(asset), []))
+    else:
+        found = list(events[asset]) if asset in events else []
+    found.sort(key=lambda event: event.timestamp)
+    return [dict(event.extra or {}) for event in found]
