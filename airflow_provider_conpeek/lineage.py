@@ -33,6 +33,8 @@ from airflow_provider_conpeek.exceptions import ConpeekConfigError
 
 EVENT_KEYS = ("uri", "bucket", "key", "records", "bytes", "window", "provider_version")
 """The keys of every asset event's ``extra`` written by the operator."""
+LINEAGE_ATTRIBUTE = "_conpeek_lineage"
+"""Where ``execute()`` keeps, on the task, the plain dict OpenLineage is built from."""
 
 
 def s3_asset(bucket: str, prefix: str = "") -> Any:
@@ -118,6 +120,22 @@ def event_extra(
         "window": {str(k): str(v) for k, v in window.items()},
         "provider_version": version,
     }
+
+
+def input_dataset(settings: Any) -> dict[str, str]:
+    """OpenLineage's name of what an extract reads: ``namespace`` the base URL's scheme and
+    host (never a key: the settings refuse credentials in the URL), ``name`` the endpoint's
+    path.
+
+    Example::
+
+        input_dataset(settings)  # {"namespace": "https://t.cloud.conpeek.com",
+                                 #  "name": "/api/v1_3/voice_campaign_request_summary"}
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(settings.endpoint_url)
+    return {"namespace": f"{parts.scheme}://{parts.netloc}", "name": parts.path}
 
 
 def triggering_extras(context: Mapping[str, Any], asset: Any) -> list[dict[str, Any]]:

@@ -17,9 +17,11 @@ from airflow_provider_conpeek._compat import BaseOperator
 from airflow_provider_conpeek.client.paging import validate_page_size
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 from airflow_provider_conpeek.destination import check_destination, check_replace
+from airflow_provider_conpeek.lineage import LINEAGE_ATTRIBUTE
 from airflow_provider_conpeek.window import WINDOW_TEMPLATE_FIELDS, WindowArguments
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_provider_conpeek.extract import Extraction
@@ -134,7 +136,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         from airflow_provider_conpeek.extract import KILLED, Extraction
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
         from airflow_provider_conpeek.jsonlines import check_compression
-        from airflow_provider_conpeek.lineage import event_extra, s3_outlets
+        from airflow_provider_conpeek.lineage import event_extra, input_dataset, s3_outlets
         from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination, s3_hook
 
         # ``killed`` is set by on_kill, also before this method starts: never forgotten.
@@ -142,12 +144,15 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         # Everything that needs no I/O first, then the connections, then S3, then Conpeek.
         bucket, key = check_destination(self.s3_bucket, self.s3_key)
         outlets = s3_outlets(self.outlets, bucket, key)
+        lineage: dict[str, Any] = {"bucket": bucket, "key": key}  # for OpenLineage, no I/O
+        self.__dict__[LINEAGE_ATTRIBUTE] = lineage
         compression = check_compression(self.compression, key)
         replace = check_replace(self.replace)
         validate_page_size(self.page_size)
         window, filters = self.resolve_window_filters(context)
         hook = ConpeekHook(self.conpeek_conn_id, max_concurrency=self.max_concurrency)
         slots = make_limit(self.concurrency, hook.settings.max_concurrency)
+        lineage.update(input_dataset(hook.settings), filters=filters)
         s3 = s3_hook(self.aws_conn_id, type(self).__name__)
         check_aws_connection(self.aws_conn_id, s3.get_connection)
         transfer = s3.transfer_config
@@ -192,6 +197,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             done = self._extraction.run()
         finally:
             self._extraction = None  # nothing unpicklable stays on the task
+        lineage.update(records=done["records"], bytes=done["bytes"])
         if outlets:
             from airflow_provider_conpeek import __version__
 
@@ -212,6 +218,19 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             "pages": done["pages"],
             "window": window.as_dict(),
         }
+
+    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+        """OpenLineage (called by its provider when the task starts): the S3 object."""
+        from airflow_provider_conpeek._openlineage import on_start
+
+        return on_start(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """OpenLineage (called by its provider when the task ends, also on failure): the
+        Conpeek endpoint and its filters read, the S3 object written and its statistics."""
+        from airflow_provider_conpeek._openlineage import on_complete
+
+        return on_complete(self)
 
     def _kill_event(self) -> threading.Event:
         """The task's kill flag, made on first use (an Event cannot be deep-copied, so not
