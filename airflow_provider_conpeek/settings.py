@@ -135,7 +135,7 @@ def _read_overrides(conn_id: str, overrides: Mapping[str, Any]) -> dict[str, Any
     values: dict[str, Any] = {}
     for name, value in overrides.items():
         if value is not None:
-            where = f"ConpeekHook argument {name!r} (connection {conn_id!r})"
+            where = f"Argument {name!r} (connection {conn_id!r})"
             fix = "Fix the argument, or pass None to use the connection's extra or default."
             values[name] = _parse(EXTRA_FIELDS[name], value, where, fix)
     return values

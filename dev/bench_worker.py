@@ -114,6 +114,8 @@ def prepare_operator(args: argparse.Namespace) -> Any:
         kwargs["page_size"] = args.page_size
     if args.concurrency is not None:
         kwargs["concurrency"] = args.concurrency
+    if args.max_concurrency is not None:
+        kwargs["max_concurrency"] = args.max_concurrency
     op = VoiceCampaignSummaryToS3Operator(
         task_id="bench", s3_bucket=args.bucket, s3_key=args.key, **kwargs
     )
@@ -347,6 +349,7 @@ def main() -> int:
     p.add_argument("--end", required=True, help="window end day, exclusive")
     p.add_argument("--page-size", type=int, default=None, help="default: the operator's")
     p.add_argument("--concurrency", type=int, default=None, help="default: the operator's")
+    p.add_argument("--max-concurrency", type=int, default=None, help="default: the operator's")
     p.add_argument("--base-url", default=None, help="naive: Conpeek base URL")
     p.add_argument("--api-key", default=None, help="naive: API key")
     p.add_argument("--s3-endpoint", default=None, help="naive: S3 endpoint URL")

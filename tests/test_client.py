@@ -525,18 +525,17 @@ def test_tries_are_capped(
     assert len(clock.waits()) == 2  # one wait before each retry
 
 
-def test_adaptive_429_lowers_the_limit_and_repeats_at_once_then_backs_off(
+def test_adaptive_lone_429_is_a_rate_limit_and_backs_off(
     conpeek_sandbox_factory: Factory, connect: Callable[..., ConpeekClient], clock: FakeClock
 ) -> None:
-    """Adaptive (the default, starting at 2 in flight): the first 429 cuts the limit to 1 and
-    the request is repeated at once, outside the retry budget; at 1 in flight nothing is left
-    to cut, so the next 429s back off as before, and the budget still ends it."""
+    """Adaptive (the default): a 429 for the only request in flight says "too fast", not "too
+    many at once": it backs off like any retry (the limit drops to 1), within the budget."""
     server = conpeek_sandbox_factory(records=5, faults=FaultConfig(rules=[FaultRule("429")]))
     client = connect(server, max_retries=2)
-    with pytest.raises(ConpeekTransientError, match="after 4 tries"):
+    with pytest.raises(ConpeekTransientError, match="after 3 tries"):
         records(client)
-    assert len(api_log(server)) == 4
-    assert len(clock.waits()) == 2  # the repeat after the cut did not wait
+    assert len(api_log(server)) == 3
+    assert len(clock.waits()) == 2
 
 
 def test_max_retries_from_extra_and_zero_disables(

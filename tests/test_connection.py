@@ -241,7 +241,7 @@ def test_bad_hook_arguments_named(
     monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], named: str
 ) -> None:
     message = settings_error(monkeypatch, conn(), **kwargs)
-    assert f"ConpeekHook argument {named!r} (connection 'conpeek_cfg') must be" in message
+    assert f"Argument {named!r} (connection 'conpeek_cfg') must be" in message
     assert "pass None" in message
 
 

@@ -4,6 +4,7 @@ servers in simulated time (no threads, no clock: the outcome depends on the algo
 from __future__ import annotations
 
 import heapq
+import random
 import threading
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ import pytest
 from airflow_provider_conpeek.client.limiter import (
     BACKOFF,
     INITIAL_LIMIT,
+    LATENCY_FLOOR,
     PROBE_AFTER,
     RTT_REFRESH_EVERY,
     AdaptiveLimit,
@@ -119,16 +121,31 @@ def test_overload_cuts_below_what_was_in_flight_when_refused() -> None:
     assert limit.current == 3
 
 
-def test_at_one_in_flight_an_overload_is_not_absorbed() -> None:
+def test_a_lone_refused_request_is_a_rate_limit_and_backs_off() -> None:
     limit = AdaptiveLimit(maximum=4)
     ticket = limit.acquire()
     assert ticket is not None
-    assert limit.release(ticket, "overload")  # 2 -> 1
-    assert limit.current == 1
+    assert not limit.release(ticket, "overload")  # alone and refused: back off
+    assert limit.current == 1  # and the limit drops to 1
     ticket = limit.acquire()
     assert ticket is not None
     assert not limit.release(ticket, "overload")  # nothing left to cut: back off
     assert limit.current == 1
+
+
+def test_a_429_after_the_limit_rose_again_is_cut_again() -> None:
+    """A new round (a round at half the limit, growth) is not a cut: a refusal after it
+    cuts again instead of being taken as already answered."""
+    limit = AdaptiveLimit(maximum=16, initial=8)
+    tickets = fill(limit)
+    assert limit.release(tickets[-1], "overload")  # cut to 5
+    for ticket in tickets[:-1]:
+        limit.release(ticket, "ok", 0.02)
+    grow_to(limit, 6)
+    cuts = limit.stats.cuts
+    tickets = fill(limit)
+    assert limit.release(tickets[-1], "overload")
+    assert limit.stats.cuts == cuts + 1
 
 
 def test_other_failures_say_nothing_about_load() -> None:
@@ -140,15 +157,22 @@ def test_other_failures_say_nothing_about_load() -> None:
     assert limit.stats.cuts == 0
 
 
-def test_a_round_of_slow_answers_cuts_the_limit() -> None:
-    limit = AdaptiveLimit(maximum=16)
-    grow_to(limit, 8, rtt=0.020)
-    tickets = fill(limit)
-    for ticket in tickets:  # every answer above 1.5x the fastest + 3 ms: queued
+def test_a_round_of_slow_answers_cuts_the_limit_but_not_below_the_floor() -> None:
+    limit = AdaptiveLimit(maximum=16, initial=8)
+    limit._slow_start = False  # a limit of 8 reached and held
+    for _ in range(3):  # rounds at 20 ms: the baseline
+        for ticket in fill(limit):
+            limit.release(ticket, "ok", 0.020)
+    level = limit.current  # grown a little meanwhile
+    for ticket in fill(limit):  # the round's mean above 1.5x the fastest round + 3 ms
         limit.release(ticket, "ok", 0.020 * 1.5 + 0.004)
-    assert limit.current == int(8 * BACKOFF)  # and slow answers did not make it grow
+    assert limit.current == int(level * BACKOFF)
     assert limit.stats.overloads == 0
     assert limit.stats.cuts == 1
+    for _ in range(10):  # ever slower rounds: latency alone stops at the floor
+        for ticket in fill(limit):
+            limit.release(ticket, "ok", 1.0)
+    assert limit.current == LATENCY_FLOOR
 
 
 def test_jitter_below_the_tolerance_is_not_load() -> None:
@@ -253,28 +277,32 @@ def test_make_limit() -> None:
 
 @dataclass
 class ModelServer:
-    """``capacity`` requests at once; beyond it, a 429 at once or a place in the queue."""
+    """``capacity`` requests at once; beyond it, a 429 at once or a place in the queue.
+    Each answer takes ``latency`` plus a random part up to ``jitter`` (seeded)."""
 
     capacity: int
     mode: str  # "429" or "queue"
     latency: float = 0.025
+    jitter: float = 0.0
     busy: list[float] = field(default_factory=list)  # finish times of requests in service
     answered_429: int = 0
     requests: int = 0
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
 
     def arrive(self, now: float) -> tuple[float, str]:
         """When the answer is ready, and what it is."""
         self.requests += 1
+        took = self.latency + self.rng.uniform(0, self.jitter)
         self.busy = [t for t in self.busy if t > now]
         if len(self.busy) < self.capacity:
-            self.busy.append(now + self.latency)
-            return now + self.latency, "ok"
+            self.busy.append(now + took)
+            return now + took, "ok"
         if self.mode == "429":
             self.answered_429 += 1
             return now + 0.0005, "overload"
         start = sorted(self.busy)[len(self.busy) - self.capacity]  # FIFO: the next free slot
-        self.busy.append(start + self.latency)
-        return start + self.latency, "ok"
+        self.busy.append(start + took)
+        return start + took, "ok"
 
 
 def simulate(server: ModelServer, limit: ConcurrencyLimit, pages: int) -> float:
@@ -322,7 +350,22 @@ def test_server_whose_latency_grows_with_load(capacity: int) -> None:
     limit = AdaptiveLimit(16)
     took = simulate(server, limit, 1000)
     assert (1000 * server.latency / capacity) / took >= 0.9
-    assert limit.current <= capacity * 2  # latency within about twice the server's own
+    # Near the capacity, but latency alone never goes below LATENCY_FLOOR.
+    assert limit.current <= max(LATENCY_FLOOR, capacity * 2)
+
+
+@pytest.mark.parametrize(("latency", "jitter"), [(0.02, 0.04), (0.05, 0.045), (0.06, 0.05)])
+def test_answer_times_that_vary_without_load_keep_the_limit_high(
+    latency: float, jitter: float
+) -> None:
+    """Answer times spread widely but independent of load (20-60 ms, 50-95 ms...): no reason
+    to send fewer; the limit must not sink towards 1."""
+    server = ModelServer(capacity=1000, mode="429", latency=latency, jitter=jitter)
+    limit = AdaptiveLimit(16)
+    took = simulate(server, limit, 3000)
+    mean = latency + jitter / 2
+    assert limit.current >= 12
+    assert (3000 * mean / 16) / took >= 0.8
 
 
 def test_fast_server_reaches_the_cap_quickly() -> None:

@@ -244,11 +244,11 @@ class ConpeekClient:
                 f"Cancelled before requesting {url}: paging had ended.", url=url
             )
         outcome: Outcome = "other"
-        started = self._clock.monotonic()
         try:
+            started = self._clock.monotonic()
             problem, retry_after, response, outcome = self._send(url)
         finally:
-            rtt = self._clock.monotonic() - started
+            rtt = self._clock.monotonic() - started if outcome == "ok" else None
             lowered = slots.release(ticket, outcome, rtt)
         return problem, retry_after, response, lowered and outcome == "overload"
 

@@ -9,9 +9,14 @@ extract therefore *adapts*, as TCP congestion control does (AIMD):
   back fast and clean ("slow start"), then adds about one request per round trip;
 * a 429, a 503 or a timeout (the server says it is overloaded) cuts the limit to
   :data:`BACKOFF` of itself, and below the number of requests in flight when the refused
-  one was sent (the server allowed fewer); a round trip of answers clearly slower on
-  average than the fastest seen lately (:data:`RTT_TOLERANCE`: the server queues them)
-  cuts it to :data:`BACKOFF` of itself; at most one cut per round trip;
+  one was sent (the server allowed fewer); a 429 with nothing else in flight is a rate
+  limit, not a concurrency limit: that request backs off;
+* a round trip whose answers took, on average, clearly longer than the fastest round trips
+  lately (:data:`RTT_TOLERANCE`: the server queues them) cuts it to :data:`BACKOFF` of
+  itself, but never below :data:`LATENCY_FLOOR`: answer times vary for many reasons besides
+  load, so latency alone is a weak signal, and it is compared round against round (means
+  of as many answers as are in flight), never against the single fastest answer;
+* at most one cut per round trip;
 * once it has met trouble, every :data:`RTT_REFRESH_EVERY` answers it spends one round
   trip at half the limit, so the fastest round trip is measured on a lightly loaded server
   again (as BBR does): a baseline taken only under load would creep up and hide queueing;
@@ -56,14 +61,17 @@ INITIAL_LIMIT = 2
 BACKOFF = 0.7
 """Factor applied to the limit on overload (TCP CUBIC's 0.7: less drastic than halving)."""
 RTT_TOLERANCE = 1.5
-"""A round trip whose answers took on average more than this times the fastest answer of
-the last :data:`RTT_HISTORY` (plus :data:`RTT_SLACK`) counts as overload. Lower values
-react to smaller queues, and also to a client machine that is merely busy."""
+"""A round trip whose answers took on average more than this times the mean of the fastest
+of the last :data:`ROUND_HISTORY` round trips (plus :data:`RTT_SLACK`) counts as overload.
+Lower values react to smaller queues, and also to a client machine that is merely busy."""
 RTT_SLACK = 0.003
 """Seconds added to the latency threshold, so jitter of a fast server is not taken for load."""
-RTT_HISTORY = 256
-"""Answers over which the fastest round trip is taken (recent ones: a server's own latency
-may drift, e.g. grow with the offset)."""
+ROUND_HISTORY = 32
+"""Round trips over which the fastest (lowest mean answer time) is the baseline (recent
+ones: a server's own latency may drift, e.g. grow with the offset)."""
+LATENCY_FLOOR = 4
+"""Latency alone never takes the limit below this (429s, 503s and timeouts can): 4 in
+flight was the fixed default before the limit adapted."""
 RTT_REFRESH_EVERY = 128
 """Answers between two round trips at half the limit (only after a first cut)."""
 PROBE_AFTER = 16
@@ -112,12 +120,14 @@ def make_limit(concurrency: int | None, max_concurrency: int) -> ConcurrencyLimi
 
 @dataclass(frozen=True)
 class Ticket:
-    """A slot taken by one try: the limit's epoch when it was sent, how many times the limit
-    had been full by then (only tries in flight while it was full make it grow), and the
-    tries in flight once it was sent, itself included."""
+    """A slot taken by one try: the limit's epoch (round) when it was sent, how many times
+    the limit had been full and had been cut by then (only tries in flight while it was full
+    make it grow; one cut per round), and the tries in flight once it was sent, itself
+    included."""
 
     epoch: int
     fills: int
+    cuts: int
     in_flight: int
 
 
@@ -175,7 +185,7 @@ class ConcurrencyLimit:
             if cancel is not None and cancel.is_set():
                 return None
             self._in_flight += 1
-            ticket = Ticket(self._epoch, self._fills, self._in_flight)
+            ticket = Ticket(self._epoch, self._fills, self.stats.cuts, self._in_flight)
             if self._in_flight >= self.current:
                 self._fills += 1
             stats = self.stats
@@ -227,7 +237,7 @@ class AdaptiveLimit(ConcurrencyLimit):
         self._limit = float(min(initial, maximum))
         self.stats.peak_limit = self.current
         self._slow_start = True
-        self._rtts: deque[float] = deque(maxlen=RTT_HISTORY)
+        self._round_means: deque[float] = deque(maxlen=ROUND_HISTORY)
         self._round: list[float] = []  # rtts of this epoch's current round trip
         self._round_size = self.current
         self._trouble_at: int | None = None  # the level where trouble last started
@@ -246,13 +256,9 @@ class AdaptiveLimit(ConcurrencyLimit):
 
     def _update(self, ticket: Ticket, outcome: Outcome, rtt: float | None) -> bool:
         if outcome == "overload":  # refused with ticket.in_flight sent: fewer were allowed
-            return self._cut(ticket, ticket.in_flight - 1)
-        if outcome != "ok" or rtt is None:
-            return False
-        self._rtts.append(rtt)
-        if ticket.epoch != self._epoch:
+            return self._overload(ticket)
+        if outcome != "ok" or rtt is None or ticket.epoch != self._epoch:
             return False  # sent under another limit: it says nothing about this one
-        slow = min(self._rtts) * RTT_TOLERANCE + RTT_SLACK
         if not self._round:
             self._round_size = self.current
         self._round.append(rtt)
@@ -260,19 +266,21 @@ class AdaptiveLimit(ConcurrencyLimit):
         if len(self._round) >= self._round_size:
             mean = sum(self._round) / len(self._round)
             self._round = []
+            baseline = min(self._round_means, default=mean)
+            self._round_means.append(mean)
             if self._drained_from is not None:  # measured at half the limit: back up
                 self._new_round(self._drained_from)
                 self._drained_from = None
                 return False
-            if mean > slow:  # the server queues our requests: fewer at once
-                self._cut(ticket, self.current)
-                return False
+            if mean > baseline * RTT_TOLERANCE + RTT_SLACK and self.current > LATENCY_FLOOR:
+                self._cut(max(LATENCY_FLOOR, math.floor(self.current * BACKOFF)))
+                return False  # the server queues our requests: fewer at once
             if not self._slow_start and self._answers >= RTT_REFRESH_EVERY and self.current >= 4:
                 self._answers = 0
                 self._drained_from = self._limit
                 self._new_round(float(self.current // 2))
                 return False
-        if rtt <= slow and self._fills > ticket.fills:  # fast, and the limit was in use
+        if self._fills > ticket.fills:  # the limit was in use while this was in flight
             self._grow()
         return False
 
@@ -302,10 +310,12 @@ class AdaptiveLimit(ConcurrencyLimit):
         self._limit = min(self._limit, float(self.maximum))
         self.stats.peak_limit = max(self.stats.peak_limit, self.current)
 
-    def _cut(self, ticket: Ticket, allowed: int) -> bool:
-        """Lower the limit below ``allowed + 1`` and by :data:`BACKOFF`, once per round."""
-        if ticket.epoch != self._epoch:
-            return True  # already cut since this try was sent
+    def _overload(self, ticket: Ticket) -> bool:
+        """Cut below what was in flight when ``ticket`` was refused, once per round; whether
+        the refused try may be repeated at once (not for a lone request: a rate limit)."""
+        allowed = ticket.in_flight - 1
+        if ticket.cuts != self.stats.cuts:
+            return allowed >= 1  # already cut since this try was sent
         level = self.current
         if level <= 1:
             return False
@@ -314,10 +324,14 @@ class AdaptiveLimit(ConcurrencyLimit):
             self._probe_after = min(2 * self._probe_after, PROBE_AFTER_MAX)
         else:
             self._trouble_at, self._probe_after = trouble, PROBE_AFTER
+        self._cut(max(1, min(math.floor(level * BACKOFF), allowed)))
+        return allowed >= 1
+
+    def _cut(self, limit: int) -> None:
+        """Lower the limit to ``limit`` and start a new round."""
         if self._drained_from is not None:  # overloaded even at half: cut from there
             self._drained_from = None
-        self._new_round(float(max(1, min(math.floor(level * BACKOFF), allowed))))
+        self._new_round(float(limit))
         self._slow_start = False
         self._calm = self._clean_at_level = 0
         self.stats.cuts += 1
-        return True

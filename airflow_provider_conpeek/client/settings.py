@@ -29,8 +29,8 @@ DEFAULT_MAX_PAGES = 100_000
 """Ceiling on pages fetched by one extract; exceeding it raises instead of looping."""
 DEFAULT_MAX_CONCURRENCY = 16
 """Ceiling on requests one extract keeps in flight (the adaptive limit stays at or below
-it). Measured in ``make bench``: at 25 ms per request, 16 in flight reach what the client's
-own CPU allows on one core; more buys nothing but load on the server."""
+it). Measured in ``make bench``: at 25 ms per request, 16 in flight are mostly bound by the
+client's own CPU, and 32 gain about 10% for twice the load on the server."""
 
 
 @dataclass(frozen=True)
