@@ -51,19 +51,24 @@ class ConpeekFiltersDatasetFacet(DatasetFacet):  # type: ignore[misc]
     filters: list[dict[str, Any]] = attrs.field(factory=list)
 
 
-def _output(bucket: str, key: str, records: int | None, size: int | None) -> Any:
-    facets = {}
+Lineage = OperatorLineage[Any, Any]
+
+
+def _output(bucket: str, key: str, records: int | None, size: int | None) -> OutputDataset:
+    facets: dict[str, Any] = {}
     if records is not None and size is not None:
         facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=records, size=size)
     return OutputDataset(namespace=f"s3://{bucket}", name=key, outputFacets=facets)
 
 
-def _input(kept: dict[str, Any]) -> Any:
-    facets = {FILTERS_FACET: ConpeekFiltersDatasetFacet(filters=kept["filters"])}
+def _input(kept: dict[str, Any]) -> InputDataset:
+    facets: dict[str, DatasetFacet] = {
+        FILTERS_FACET: ConpeekFiltersDatasetFacet(filters=kept["filters"])
+    }
     return InputDataset(namespace=kept["namespace"], name=kept["name"], facets=facets)
 
 
-def on_start(operator: Any) -> Any:
+def on_start(operator: Any) -> Lineage:
     """The datasets known when the task starts: the S3 object (the key as rendered)."""
     kept = getattr(operator, LINEAGE_ATTRIBUTE, None) or {}
     bucket, key = kept.get("bucket") or operator.s3_bucket, kept.get("key") or operator.s3_key
@@ -73,7 +78,7 @@ def on_start(operator: Any) -> Any:
     return OperatorLineage(inputs=inputs, outputs=[_output(bucket, key.lstrip("/"), None, None)])
 
 
-def on_complete(operator: Any) -> Any:
+def on_complete(operator: Any) -> Lineage:
     """What the run read and wrote, with the output's statistics once it was written."""
     kept = getattr(operator, LINEAGE_ATTRIBUTE, None)
     if not kept:  # failed before its first check

@@ -1,14 +1,18 @@
-"""`make demo`: the example DAG extracts three days from the sandbox into a local S3 server.
+"""`make demo`: the example DAG extracts three days from the sandbox into a local S3 server,
+and the example loading DAG, triggered by the extracts' asset events, loads them into SQLite.
 
 Starts the Conpeek sandbox (seeded, three days of records) and moto's S3 server on loopback,
-runs ``airflow dags test`` for three consecutive data intervals with a throw-away Airflow
-home (SQLite), prints what was written, checks the counts against the sandbox, and stops and
-removes everything it started.
+registers the example DAGs in a throw-away Airflow home (SQLite) and unpauses the loading
+DAG and starts the scheduler (with the API server and DAG processor), then runs ``airflow
+dags test`` of the extract for three consecutive data intervals: each emits an asset event
+naming its object, and the scheduler runs the loading DAG on it. Prints each object's records beside
+the rows loaded and the sandbox's count, and stops and removes everything it started.
 """
 
 from __future__ import annotations
 
 import gzip
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -17,10 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # The S3 server and the Airflow home are the tests' own set-up (tests/harness.py).
 sys.path.insert(0, str(ROOT / "tests"))
 from harness import AirflowHome, S3Server  # noqa: E402
+from processes import wait_for  # noqa: E402
 
 from airflow_provider_conpeek.testing.sandbox import SandboxServer  # noqa: E402
 
 DAG_ID = "example_conpeek_daily_extract"
+LOAD_DAG_ID = "example_conpeek_load_on_asset"
 BUCKET = "conpeek-demo"
 RECORDS = 60_000
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
@@ -32,7 +38,9 @@ def step(message: str) -> None:
 
 def main() -> int:
     sandbox = SandboxServer(records=RECORDS, days=3, start=DAYS[0], seed=7)
-    home = AirflowHome(dags=ROOT / "example_dags", extra_env={"CONPEEK_S3_BUCKET": BUCKET})
+    home = AirflowHome(dags=ROOT / "example_dags", scheduler=True)
+    database = home.path / "loaded.sqlite"
+    home.env.update(CONPEEK_S3_BUCKET=BUCKET, CONPEEK_EXAMPLE_SQLITE=str(database))
     try:
         with sandbox, S3Server() as s3:
             step(f"Conpeek sandbox at {sandbox.url} ({RECORDS:,} records over {len(DAYS)} days)")
@@ -41,9 +49,16 @@ def main() -> int:
             home.env["AIRFLOW_CONN_AWS_DEFAULT"] = s3.connection_json()
             step(f"Creating the Airflow metadata DB (SQLite) in {home.path}")
             home.migrate()
+            step(f"Registering the example DAGs; unpausing {LOAD_DAG_ID} (scheduled on the asset)")
+            home.run("dags", "reserialize", timeout=300)
+            home.run("dags", "unpause", LOAD_DAG_ID)
+            step("Starting the API server and the scheduler (the loading DAG runs there)")
+            home.start_server()
+            home.start_scheduler()
             if not all(run_day(home, i, day) for i, day in enumerate(DAYS, 1)):
                 return 1
-            ok = check(s3, sandbox)
+            loaded = wait_for_loads(home, database)
+            ok = check(s3, sandbox, loaded)
         step("Stopped the sandbox and the S3 server")
         return 0 if ok else 1
     finally:
@@ -71,10 +86,35 @@ def run_day(home: AirflowHome, i: int, day: str) -> bool:
     return True
 
 
-def check(s3: S3Server, sandbox: SandboxServer) -> bool:
-    """Print every object written; True if the counts match the sandbox's, day by day."""
+def wait_for_loads(home: AirflowHome, database: Path) -> dict[str, int]:
+    """Wait until the loading DAG has loaded the three objects; stop the scheduler."""
+    step(f"Waiting for {LOAD_DAG_ID}, triggered by the three asset events")
+    started = time.monotonic()
+
+    def loaded() -> dict[str, int] | None:
+        if not database.exists():
+            return None
+        with sqlite3.connect(database, timeout=30) as db:
+            try:
+                rows = db.execute(
+                    "SELECT source_uri, COUNT(*) FROM voice_campaign_request_summary "
+                    "GROUP BY source_uri"
+                ).fetchall()
+            except sqlite3.OperationalError:  # no table yet
+                return None
+        return dict(rows) if len(rows) == len(DAYS) else None
+
+    counts = wait_for(f"{LOAD_DAG_ID} to load {len(DAYS)} objects", loaded, 300)
+    step(f"      loaded in {time.monotonic() - started:.1f} s into {database}")
+    home.stop_all()
+    return counts
+
+
+def check(s3: S3Server, sandbox: SandboxServer, loaded: dict[str, int]) -> bool:
+    """Print every object written and the rows loaded from it; True if both match the
+    sandbox's counts, day by day."""
     print()
-    print(f"{'object':<78} {'records':>8} {'bytes':>9}")
+    print(f"{'object':<78} {'records':>8} {'bytes':>9} {'loaded':>8} {'sandbox':>8}")
     total = 0
     ok = True
     for day in DAYS:
@@ -86,12 +126,18 @@ def check(s3: S3Server, sandbox: SandboxServer) -> bool:
             {"property": "created_date", "operator": "gte", "value": f"{day} 00:00:00"},
             {"property": "created_date", "operator": "lt", "value": _next(day)},
         ]
-        ok = ok and count == len(sandbox.expected_records(window))
-        print(f"{'s3://' + BUCKET + '/' + key:<78} {count:>8,} {len(body):>9,}")
+        uri = f"s3://{BUCKET}/{key}"
+        expected = len(sandbox.expected_records(window))
+        rows = loaded.get(uri, 0)
+        ok = ok and count == rows == expected
+        print(f"{uri:<78} {count:>8,} {len(body):>9,} {rows:>8,} {expected:>8,}")
     in_sandbox = len(sandbox.expected_records())
     verdict = "OK" if ok and total == in_sandbox else "MISMATCH"
     print()
-    print(f"check: {total:,} records in S3, {in_sandbox:,} in the sandbox -> {verdict}")
+    print(
+        f"check: {total:,} records in S3, {sum(loaded.values()):,} loaded by {LOAD_DAG_ID}, "
+        f"{in_sandbox:,} in the sandbox -> {verdict}"
+    )
     return verdict == "OK"
 
 

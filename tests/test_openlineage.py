@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ pytestmark = [pytest.mark.processes, pytest.mark.timeout(600)]
 DAG_ID = "conpeek_lineage"
 DAY = pendulum.datetime(2026, 1, 1, tz="UTC")
 KEY = "conpeek/summary/20260101T000000.jsonl.gz"
-EXTRA_FILTERS = [{"property": "project_id", "operator": "in", "value": [1, 2, 3, 4, 5]}]
+EXTRA_FILTERS = [{"property": "project_id_list", "value": [11, 13]}]
 
 DAG_SOURCE = """
 import os
@@ -53,20 +55,46 @@ with DAG(
 """
 
 BLOCK_OPENLINEAGE = """
+import importlib.metadata
 import sys
+
+BLOCKED = (
+    "openlineage",
+    "apache-airflow-providers-openlineage",
+    "apache_airflow_providers_openlineage",
+)
 
 
 class NoOpenLineage:
-    \"\"\"Makes ``openlineage`` and ``airflow.providers.openlineage`` unimportable.\"\"\"
+    \"\"\"As if OpenLineage were not installed: its modules cannot be imported...\"\"\"
 
     def find_spec(self, name, path=None, target=None):
         blocked = ("openlineage.", "airflow.providers.openlineage")
         if name == "openlineage" or name.startswith(blocked):
-            raise ImportError(f"{name} is blocked: OpenLineage is not installed here")
+            raise ModuleNotFoundError(f"No module named {name!r}")
         return None
 
 
+def without_openlineage(distributions):
+    \"\"\"...and its distributions (so no provider entry point) are not listed.\"\"\"
+
+    def listed(*args, **kwargs):
+        for dist in distributions(*args, **kwargs):
+            name = (dist.metadata["Name"] or "").lower()
+            if not name.startswith(BLOCKED):
+                yield dist
+
+    return listed
+
+
 sys.meta_path.insert(0, NoOpenLineage())
+importlib.metadata.distributions = without_openlineage(importlib.metadata.distributions)
+try:
+    import importlib_metadata
+except ImportError:
+    pass
+else:
+    importlib_metadata.distributions = without_openlineage(importlib_metadata.distributions)
 """
 
 
@@ -145,6 +173,12 @@ def test_without_openlineage_the_extract_and_its_asset_event_are_unchanged(
     sandbox = conpeek_sandbox_factory(records=3000, days=3)
     path = os.pathsep.join(p for p in (str(blocker), os.environ.get("PYTHONPATH")) if p)
     home = run_extract(tmp_path, sandbox, s3_server, s3_bucket, PYTHONPATH=path)
+    probe = "import airflow.providers.openlineage"
+    hidden = subprocess.run(
+        [sys.executable, "-c", probe], env=home.env, capture_output=True, text=True, check=False
+    )
+    assert hidden.returncode != 0, "the OpenLineage provider was importable in that run"
+    assert "No module named 'airflow.providers.openlineage" in hidden.stderr
     body = s3_server.read(s3_bucket, KEY)
     table = "asset_event" if AIRFLOW_3 else "dataset_event"
     with sqlite3.connect(home.path / "airflow.db") as db:

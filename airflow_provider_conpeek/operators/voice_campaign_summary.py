@@ -219,13 +219,13 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             "window": window.as_dict(),
         }
 
-    def get_openlineage_facets_on_start(self) -> OperatorLineage:
+    def get_openlineage_facets_on_start(self) -> OperatorLineage[Any, Any]:
         """OpenLineage (called by its provider when the task starts): the S3 object."""
         from airflow_provider_conpeek._openlineage import on_start
 
         return on_start(self)
 
-    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage (called by its provider when the task ends, also on failure): the
         Conpeek endpoint and its filters read, the S3 object written and its statistics."""
         from airflow_provider_conpeek._openlineage import on_complete
