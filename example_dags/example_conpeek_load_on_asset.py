@@ -44,7 +44,7 @@ with DAG(
     tags=["conpeek", "example"],
 ) as dag:
 
-    @task
+    @task(multiple_outputs=False)  # one XCom: the dict, not one per object URI
     def load(**context: object) -> dict[str, int]:
         """Every object named by the triggering events, into one table; rows per object."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook

@@ -51,6 +51,10 @@ class AirflowServer(ABC):
     rest_api: ClassVar[str]
     """The path of the REST API's root."""
     health_path: ClassVar[str]
+    upstream_events: ClassVar[str]
+    """REST path (under ``rest_api``) of the asset events a DAG run consumed, with
+    ``{dag_id}`` and ``{run_id}``; the response lists them under ``events_key``."""
+    events_key: ClassVar[str]
     """A path answering 200 once the server serves requests."""
     scheduler_components: ClassVar[tuple[str, ...]]
     """The ``airflow`` sub-commands running the DAGs, besides this server."""
@@ -89,6 +93,8 @@ class ApiServer(AirflowServer):
     command = "api-server"
     rest_api = "/api/v2"
     health_path = "/api/v2/monitor/health"
+    upstream_events = "/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents"
+    events_key = "asset_events"
     scheduler_components = ("dag-processor", "scheduler", "triggerer")
     SIMPLE_AUTH_MANAGER = (
         "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -139,6 +145,8 @@ class Webserver(AirflowServer):
     command = "webserver"
     rest_api = "/api/v1"
     health_path = "/health"
+    upstream_events = "/dags/{dag_id}/dagRuns/{run_id}/upstreamDatasetEvents"
+    events_key = "dataset_events"
     scheduler_components = ("scheduler", "triggerer")
     username = "admin"
     password = "conpeek-admin-password"

@@ -4,6 +4,7 @@ the triggering events downstream (the end-to-end runs are in test_e2e and test_s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -90,16 +91,36 @@ class Event:
     timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
+class ByAsset(Mapping[Any, list[Event]]):
+    """Airflow 3's accessor: keyed by Asset (unhashable on 3.0), looked up by equality."""
+
+    def __init__(self, pairs: list[tuple[Any, list[Event]]]) -> None:
+        self.pairs = pairs
+
+    def __getitem__(self, key: Any) -> list[Event]:
+        for asset, events in self.pairs:
+            if asset == key:
+                return events
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(asset for asset, _ in self.pairs)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
 def test_triggering_extras_oldest_first_on_either_airflow() -> None:
     asset = s3_asset("lake", PREFIX)
     old = Event({"uri": "a"}, datetime(2026, 1, 1, tzinfo=timezone.utc))
     new = Event({"uri": "b"}, datetime(2026, 1, 2, tzinfo=timezone.utc))
     # Airflow 3: a mapping keyed by the asset; 2.11: by the dataset's URI.
-    assert triggering_extras({"triggering_asset_events": {asset: [new, old]}}, asset) == [
+    events = ByAsset([(s3_asset("lake", "other"), [new]), (asset, [new, old])])
+    assert triggering_extras({"triggering_asset_events": events}, asset) == [
         {"uri": "a"},
         {"uri": "b"},
     ]
-    assert triggering_extras({"triggering_asset_events": {}}, asset) == []
+    assert triggering_extras({"triggering_asset_events": ByAsset([])}, asset) == []
     context = {"triggering_dataset_events": {asset.uri: [new, old]}}
     assert [e["uri"] for e in triggering_extras(context, asset)] == ["a", "b"]
     assert triggering_extras({}, asset) == []
