@@ -374,3 +374,22 @@ def test_fast_server_reaches_the_cap_quickly() -> None:
     ideal = 120 * server.latency / 16
     assert took <= ideal + 4 * server.latency  # slow start: a few round trips
     assert server.answered_429 == 0
+
+
+def test_a_try_that_took_its_slot_alone_but_was_refused_among_others_is_not_lone() -> None:
+    """Threads may send out of order: a try that took the first slot can reach the server
+    after two later ones and be refused as the third. Not a rate limit: the limit is cut and
+    the try repeated at once, no backoff."""
+    limit = AdaptiveLimit(maximum=16, initial=4)
+    first = limit.acquire()
+    later = [limit.acquire(), limit.acquire()]
+    assert first is not None
+    assert all(t is not None for t in later)
+    assert first.in_flight == 1
+    assert first.peak == 3
+    assert limit.release(first, "overload")  # absorbed: repeat at once
+    assert limit.current == 2  # 3 were in flight when it was refused: 2 were allowed
+    lone = AdaptiveLimit(maximum=16)
+    ticket = lone.acquire()
+    assert ticket is not None
+    assert not lone.release(ticket, "overload")  # truly alone: a rate limit, back off

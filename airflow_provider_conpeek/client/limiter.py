@@ -118,17 +118,25 @@ def make_limit(concurrency: int | None, max_concurrency: int) -> ConcurrencyLimi
     return AdaptiveLimit(max_concurrency)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Ticket:
     """A slot taken by one try: the limit's epoch (round) when it was sent, how many times
     the limit had been full and had been cut by then (only tries in flight while it was full
-    make it grow; one cut per round), and the tries in flight once it was sent, itself
-    included."""
+    make it grow; one cut per round), the tries in flight once it took its slot, and the
+    most at any moment while it held it, itself included.
+
+    Threads may send in another order than they took their slots, so a try that took its
+    slot alone may reach the server third. When the server refused it with K others in
+    progress, those K were in flight here too, and the last of the K+1 slots was taken while
+    this one was held: ``peak`` counts them, so a refusal is taken for a lone request's (a
+    rate limit) only when nothing else was in flight at all.
+    """
 
     epoch: int
     fills: int
     cuts: int
     in_flight: int
+    peak: int
 
 
 @dataclass
@@ -163,6 +171,7 @@ class ConcurrencyLimit:
         self._limit = float(limit)
         self._cond = threading.Condition()
         self._in_flight = 0
+        self._held: set[Ticket] = set()  # the tickets in flight, to update their peak
         self._epoch = 0
         self._fills = 0  # times an acquire took the last free slot
         self.stats = LimitStats(peak_limit=limit)
@@ -185,7 +194,11 @@ class ConcurrencyLimit:
             if cancel is not None and cancel.is_set():
                 return None
             self._in_flight += 1
-            ticket = Ticket(self._epoch, self._fills, self.stats.cuts, self._in_flight)
+            n = self._in_flight
+            ticket = Ticket(self._epoch, self._fills, self.stats.cuts, n, n)
+            for held in self._held:
+                held.peak = max(held.peak, self._in_flight)
+            self._held.add(ticket)
             if self._in_flight >= self.current:
                 self._fills += 1
             stats = self.stats
@@ -204,6 +217,7 @@ class ConcurrencyLimit:
         """
         with self._cond:
             self._in_flight -= 1
+            self._held.discard(ticket)
             if outcome == "overload":
                 self.stats.overloads += 1
             absorbed = self._update(ticket, outcome, rtt)
@@ -255,7 +269,7 @@ class AdaptiveLimit(ConcurrencyLimit):
         )
 
     def _update(self, ticket: Ticket, outcome: Outcome, rtt: float | None) -> bool:
-        if outcome == "overload":  # refused with ticket.in_flight sent: fewer were allowed
+        if outcome == "overload":  # refused with that many in flight: fewer were allowed
             return self._overload(ticket)
         if outcome != "ok" or rtt is None or ticket.epoch != self._epoch:
             return False  # sent under another limit: it says nothing about this one
@@ -313,9 +327,10 @@ class AdaptiveLimit(ConcurrencyLimit):
     def _overload(self, ticket: Ticket) -> bool:
         """Cut below what was in flight when ``ticket`` was refused, once per round; whether
         the refused try may be repeated at once (not for a lone request: a rate limit)."""
-        allowed = ticket.in_flight - 1
+        alone = ticket.peak <= 1
+        allowed = (ticket.in_flight if ticket.in_flight > 1 else ticket.peak) - 1
         if ticket.cuts != self.stats.cuts:
-            return allowed >= 1  # already cut since this try was sent
+            return not alone  # already cut since this try was sent
         level = self.current
         if level <= 1:
             return False
@@ -325,7 +340,7 @@ class AdaptiveLimit(ConcurrencyLimit):
         else:
             self._trouble_at, self._probe_after = trouble, PROBE_AFTER
         self._cut(max(1, min(math.floor(level * BACKOFF), allowed)))
-        return allowed >= 1
+        return not alone
 
     def _cut(self, limit: int) -> None:
         """Lower the limit to ``limit`` and start a new round."""
