@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from processes import wait_for
 
 from airflow_provider_conpeek.testing.cli import faults_from_argv
 from airflow_provider_conpeek.testing.cli import main as cli_main
@@ -687,12 +688,8 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-def wait_until(condition: Callable[[], bool], what: str, deadline: float = 10.0) -> None:
-    """Poll ``condition`` until it holds (generous deadline: a busy 2-core machine)."""
-    end = time.monotonic() + deadline
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.002)
+WAIT_S = 30.0
+"""Deadline of a wait for the sandbox's state (a hang guard, generous for a busy machine)."""
 
 
 def log_by_query(server: SandboxServer) -> dict[str, tuple[int | None, str | None, int]]:
@@ -710,9 +707,9 @@ def test_capacity_429_beyond_capacity(
     faults = FaultConfig(latency=0.5, capacity=2, capacity_retry_after=retry_after)
     server = conpeek_sandbox_factory(records=100, faults=faults, sleep=gate)
     first = pool.submit(get, server, limit=3, offset=0)
-    wait_until(lambda: server.load == (1, 0), "the first request in progress")
+    wait_for("the first request in progress", lambda: server.load == (1, 0), WAIT_S, interval=0.002)
     second = pool.submit(get, server, limit=3, offset=10)
-    wait_until(lambda: server.load == (2, 0), "two requests in progress")
+    wait_for("two requests in progress", lambda: server.load == (2, 0), WAIT_S, interval=0.002)
     rejected = [get(server, limit=3, offset=20), get(server, limit=3, offset=30)]
     for r in rejected:  # answered at once, without latency and without reaching the rules
         assert r.status_code == 429
@@ -768,9 +765,9 @@ def test_capacity_queue_waits_for_a_free_slot(
     faults = FaultConfig(latency=0.5, capacity=1, over_capacity="queue")
     server = conpeek_sandbox_factory(records=100, faults=faults, sleep=gate)
     first = pool.submit(get, server, limit=2, offset=0)
-    wait_until(lambda: server.load == (1, 0), "the first request in progress")
+    wait_for("the first request in progress", lambda: server.load == (1, 0), WAIT_S, interval=0.002)
     second = pool.submit(get, server, limit=2, offset=5)
-    wait_until(lambda: server.load == (1, 1), "the second request queued")
+    wait_for("the second request queued", lambda: server.load == (1, 1), WAIT_S, interval=0.002)
     assert gate.delays == [0.5]  # the queued one has not started (no latency yet)
     assert not second.done()
     assert server.request_log == []
@@ -800,10 +797,12 @@ def test_capacity_queue_is_first_come_first_served(
     futures = []
     for i in range(4):
         futures.append(pool.submit(get, server, limit=1, offset=i))
-        wait_until(lambda i=i: server.load == (1, i), f"{i} requests queued")
+        wait_for(f"{i} requests queued", lambda i=i: server.load == (1, i), WAIT_S, interval=0.002)
     for i in range(4):  # one at a time: the log's order is the order they were served in
         gate.let_one_pass()
-        wait_until(lambda i=i: len(server.request_log) == i + 1, f"answer {i + 1}")
+        wait_for(
+            f"answer {i + 1}", lambda i=i: len(server.request_log) == i + 1, WAIT_S, interval=0.002
+        )
     assert [r.result(timeout=10).status_code for r in futures] == [200] * 4
     log = server.request_log
     assert [e.query for e in log] == [f"limit=1&offset={i}" for i in range(4)]
@@ -817,7 +816,7 @@ def test_set_faults_replaces_the_capacity_state(
         records=100, faults=FaultConfig(latency=0.5, capacity=1), sleep=gate
     )
     held = pool.submit(get, server, limit=1)
-    wait_until(lambda: server.load == (1, 0), "a request in progress")
+    wait_for("a request in progress", lambda: server.load == (1, 0), WAIT_S, interval=0.002)
     assert get(server, limit=1).status_code == 429
     server.set_faults(FaultConfig(capacity=1))  # new state: nothing in progress
     assert server.load == (0, 0)
@@ -847,23 +846,28 @@ def test_stop_ends_the_wait_of_a_queued_request(
     faults = FaultConfig(latency=0.5, capacity=1, over_capacity="queue")
     server = conpeek_sandbox_factory(records=10, faults=faults, sleep=gate)
     held = pool.submit(get, server)
-    wait_until(lambda: server.load == (1, 0), "a request in progress")
+    wait_for("a request in progress", lambda: server.load == (1, 0), WAIT_S, interval=0.002)
     queued = pool.submit(get, server, limit=5)
-    wait_until(lambda: server.load == (1, 1), "a request queued")
+    wait_for("a request queued", lambda: server.load == (1, 1), WAIT_S, interval=0.002)
     server.stop()
     serving = f"conpeek-sandbox-{server.port}"
     assert not any(t.name == serving for t in threading.enumerate())
     with pytest.raises(requests.ConnectionError):
         queued.result(timeout=10)  # the wait ended: the connection is closed, no answer
-    wait_until(lambda: server.load == (1, 0), "the queued request to give up")
-    wait_until(lambda: len(server.request_log) == 1, "the queued request to be logged")
+    wait_for("the queued request to give up", lambda: server.load == (1, 0), WAIT_S, interval=0.002)
+    wait_for(
+        "the queued request to be logged",
+        lambda: len(server.request_log) == 1,
+        WAIT_S,
+        interval=0.002,
+    )
     entry = server.request_log[0]
     assert entry.query == "limit=5"
     assert (entry.status, entry.fault, entry.in_flight) == (None, "capacity", 2)
     gate.open()  # the held request ends too; its answer is sent to nobody
     with pytest.raises(requests.ConnectionError):
         held.result(timeout=10)
-    wait_until(lambda: server.load == (0, 0), "the held request to end")
+    wait_for("the held request to end", lambda: server.load == (0, 0), WAIT_S, interval=0.002)
 
 
 def test_capacity_config_round_trip_and_validation() -> None:
