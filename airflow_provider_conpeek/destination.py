@@ -190,10 +190,13 @@ def _iso(api_datetime: str) -> str:
 
 @dataclass(frozen=True)
 class Existing:
-    """An object found at the key: its ETag and what its metadata says (``None``: not ours)."""
+    """An object found at the key: its ETag and what its metadata says (``None``: not ours),
+    its record count as its metadata states it, and its size in bytes."""
 
     etag: str
     stamp: ObjectStamp | None
+    records: str | None = None
+    size: int | None = None
 
 
 @dataclass(frozen=True)

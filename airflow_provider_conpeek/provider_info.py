@@ -33,7 +33,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": INTEGRATION,
-                "python-modules": ["airflow_provider_conpeek.operators.voice_campaign_summary"],
+                "python-modules": [
+                    "airflow_provider_conpeek.operators.voice_campaign_summary",
+                    "airflow_provider_conpeek.operators.manifest",
+                ],
             }
         ],
         "sensors": [

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from airflow_provider_conpeek.destination import (
+    META,
     Existing,
     ObjectStamp,
     Replace,
@@ -204,7 +205,13 @@ class S3Destination:
                     "bucket."
                 ) from None
             raise
-        return Existing(etag=head["ETag"], stamp=ObjectStamp.from_metadata(head["Metadata"]))
+        metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
+        return Existing(
+            etag=head["ETag"],
+            stamp=ObjectStamp.from_metadata(metadata),
+            records=metadata.get(f"{META}records"),
+            size=head.get("ContentLength"),
+        )
 
     def prepare(self, stamp: ObjectStamp, *, replace: Replace) -> Existing | None:
         """Decide, from what the key holds now, whether and how this extract may write it.
