@@ -11,7 +11,8 @@ BIN        := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv lint typecheck pytest test test-airflow demo bench docs browser-deps clean
+.PHONY: venv lint typecheck pytest test test-airflow demo demo-distributed bench docs \
+	browser-deps distributed-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -31,8 +32,8 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-# The whole pytest suite (unit, end-to-end, browser and scheduler tests).
-pytest: venv browser-deps
+# The whole pytest suite (unit, end-to-end, browser, scheduler and distributed tests).
+pytest: venv browser-deps distributed-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest docs
@@ -49,6 +50,11 @@ test-airflow: $(UV) browser-deps
 demo: venv
 	$(BIN)/python dev/demo.py
 
+# The example DAG backfilled on a distributed Airflow on this machine: PostgreSQL, Redis,
+# CeleryExecutor with two workers (tests/distributed.py).
+demo-distributed: venv distributed-deps
+	$(BIN)/python dev/demo_distributed.py
+
 bench: venv
 	$(BIN)/python dev/bench.py
 
@@ -64,6 +70,18 @@ browser-deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends chromium >/dev/null && /usr/bin/chromium --version; \
 	else echo "The browser test needs Debian's Chromium: run 'sudo apt-get install chromium', then make test again." >&2; exit 1; fi
+
+# Debian's PostgreSQL (metadata DB) and Redis (Celery broker) for the distributed test and
+# demo, started by the harness itself. Installed here when this user can (root with apt-get,
+# as on CI); otherwise one line says the command to run.
+distributed-deps:
+	@if command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's postgresql and redis-server for the distributed test (apt-get)..."; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends postgresql redis-server >/dev/null \
+	    && ls /usr/lib/postgresql/*/bin/initdb && redis-server --version; \
+	else echo "The distributed test needs Debian's PostgreSQL and Redis: run 'sudo apt-get install postgresql redis-server', then make test again." >&2; exit 1; fi
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .venvs docs/_build
