@@ -11,8 +11,8 @@ BIN        := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: venv lint typecheck pytest test test-airflow demo demo-distributed bench docs \
-	browser-deps distributed-deps clean
+.PHONY: venv lint typecheck pytest test test-airflow demo demo-distributed bench \
+	bench-scaling docs browser-deps distributed-deps clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -57,6 +57,10 @@ demo-distributed: venv distributed-deps
 
 bench: venv
 	$(BIN)/python dev/bench.py
+
+# Records/s of one day split into parts on 1 and 2 Celery workers (docs/scaling.rst).
+bench-scaling: venv distributed-deps
+	$(BIN)/python dev/bench_scaling.py
 
 docs: venv
 	$(BIN)/sphinx-build -W --keep-going -b html -q docs docs/_build/html

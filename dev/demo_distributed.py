@@ -1,5 +1,5 @@
 """`make demo-distributed`: the example DAG backfilled over 14 days on a distributed Airflow,
-all on this machine.
+then one day split into parts over the workers, all on this machine.
 
 Brings up PostgreSQL (metadata database), Redis (Celery broker), the API server, scheduler,
 DAG processor, triggerer and two Celery workers, each worker with its own AIRFLOW_HOME and
@@ -7,11 +7,13 @@ TMPDIR as on machines of their own (``tests/distributed.py``, shared with
 ``tests/test_distributed.py``), plus the Conpeek sandbox and moto's S3 server. Then runs
 ``airflow backfill create`` of ``example_conpeek_daily_extract`` for the 14 days before
 today (UTC), prints how many tasks each worker ran and each day's object beside the
-sandbox's records (OK/MISMATCH), and stops and removes everything it started. Exit status 1
-on any failed run or mismatch.
+sandbox's records (OK/MISMATCH); then creates the ``conpeek_api`` pool and unpauses
+``example_conpeek_split_interval``, whose latest day (yesterday) runs in mapped parts, and
+checks the parts against the backfill's object of that day; then stops and removes
+everything it started. Exit status 1 on any failed run or mismatch.
 
-Each phase is one function taking the running deployment (:func:`backfill_phase`); a phase
-running another DAG for given windows goes beside it, using ``CeleryDeployment.run_dag``
+Each phase is one function taking the running deployment (:func:`backfill_phase`,
+:func:`split_phase`); another phase goes beside them, using ``CeleryDeployment.run_dag``
 (a manual run for a logical date and window, through the REST API, waited for) and
 :func:`check_objects`.
 """
@@ -34,8 +36,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from distributed import (  # noqa: E402
     DAILY_EXTRACT,
+    SPLIT_INTERVAL,
     CeleryDeployment,
     daily_extract_for_backfill,
+    most_at_once,
+    split_interval,
 )
 from harness import S3Server  # noqa: E402
 
@@ -47,6 +52,9 @@ from airflow_provider_conpeek.testing.sandbox import (  # noqa: E402
 
 DAILY_ID = "example_conpeek_daily_extract"
 DAILY_KEY = "conpeek/voice_campaign_request_summary/{start:%Y%m%dT%H%M%S}.jsonl.gz"
+SPLIT_ID = "example_conpeek_split_interval"
+SPLIT_PREFIX = "conpeek/voice_campaign_request_summary_parts/{start:%Y%m%dT%H%M%S}"
+POOL, POOL_SLOTS = "conpeek_api", 2
 BUCKET = "conpeek-demo"
 DAYS = 14
 RECORDS = DAYS * 2_000
@@ -84,6 +92,7 @@ def main() -> int:
         }
         with CeleryDeployment(None, env) as cluster:
             cluster.add_dag(DAILY_EXTRACT.name, daily_extract_for_backfill(today.add(days=1)))
+            cluster.add_dag(SPLIT_INTERVAL.name, split_interval())
             step(
                 "Starting PostgreSQL, Redis, the API server, scheduler, DAG processor, "
                 f"triggerer and {len(cluster.workers)} Celery workers (logs: {cluster.logs})"
@@ -99,7 +108,7 @@ def main() -> int:
                 + ", ".join(f"{w.name} (TMPDIR {w.tmp})" for w in cluster.workers)
             )
             ok = backfill_phase(cluster, s3, sandbox, days)
-            # The next phase goes here, e.g. ok = split_interval_phase(cluster, ...) and ok
+            ok = split_phase(cluster, s3, sandbox, days[-1]) and ok
             leftovers = {w.name: w.leftovers() for w in cluster.workers}
             for name, paths in leftovers.items():
                 if paths:
@@ -134,6 +143,47 @@ def backfill_phase(
     windows = [Window(d, d.add(days=1), DAILY_KEY.format(start=d)) for d in days]
     objects_ok = check_objects(s3, sandbox, windows)
     return objects_ok and states == {"success": len(days)}
+
+
+def split_phase(
+    cluster: CeleryDeployment, s3: S3Server, sandbox: SandboxServer, day: pendulum.DateTime
+) -> bool:
+    """The split-interval example on its latest day (yesterday): its parts, bounded by the
+    pool, then the manifest; True if the parts are that day's records, record for record,
+    the same as the backfill's single object of the day."""
+    step(f'airflow pools set {POOL} {POOL_SLOTS} "Conpeek API: extracts running at once"')
+    cluster.set_pool(POOL, POOL_SLOTS, "Conpeek API: extracts running at once")
+    cluster.wait_for_dag(SPLIT_ID)
+    step(f"Unpausing {SPLIT_ID}: the scheduler runs its latest interval, {day:%Y-%m-%d}")
+    started = time.monotonic()
+    cluster.unpause(SPLIT_ID)
+    (run,) = cluster.wait_for_runs(SPLIT_ID, 1, RUN_TIMEOUT)
+    tis = cluster.task_instances(SPLIT_ID, run["dag_run_id"])
+    parts = [ti for ti in tis if ti["task_id"] == "extract_part"]
+    step(
+        f"      {run['state']} in {time.monotonic() - started:.0f} s: {len(parts)} parts, at "
+        f"most {most_at_once(parts)} at once (pool {POOL}: {POOL_SLOTS} slots)"
+    )
+    print_worker_counts(cluster, SPLIT_ID)
+    if run["state"] != "success":
+        return False
+    prefix = SPLIT_PREFIX.format(start=day)
+    manifest = json.loads(s3.read(BUCKET, f"{prefix}/manifest.json"))
+    print(f"{'part object':<96} {'records':>8}  window")
+    union = []
+    for part in manifest["parts"]:
+        union += gzip.decompress(s3.read(BUCKET, part["key"])).splitlines()
+        window = part["window"]
+        print(f"{part['s3_uri']:<96} {part['records']:>8,}  [{window['start']}, {window['end']})")
+    single = gzip.decompress(s3.read(BUCKET, DAILY_KEY.format(start=day))).splitlines()
+    same = union == single
+    print(
+        f"\nmanifest: s3://{BUCKET}/{prefix}/manifest.json, {manifest['records']:,} records; "
+        f"the parts == the backfill's object of {day:%Y-%m-%d} ({len(single):,} records), "
+        f"record for record -> {'OK' if same else 'MISMATCH'}\n"
+    )
+    windows = [Window(day, day.add(days=1), DAILY_KEY.format(start=day))]
+    return same and check_objects(s3, sandbox, windows)
 
 
 def print_worker_counts(cluster: CeleryDeployment, dag_id: str) -> None:

@@ -58,6 +58,7 @@ DB_NAME = "airflow"
 FINISHED = {"success", "failed"}
 ROOT = Path(__file__).resolve().parent.parent
 DAILY_EXTRACT = ROOT / "example_dags" / "example_conpeek_daily_extract.py"
+SPLIT_INTERVAL = ROOT / "example_dags" / "example_conpeek_split_interval.py"
 
 
 def daily_extract_for_backfill(tomorrow: date, poke_interval: int = 5) -> str:
@@ -275,6 +276,33 @@ class CeleryWorker:
         return self.process is not None and " ready." in self.process.tail(200_000)
 
 
+def split_interval(parts: int | None = None) -> str:
+    """The example split-interval DAG, with ``PARTS = parts`` if given (else the example's)."""
+    source = SPLIT_INTERVAL.read_text()
+    if parts is not None:
+        old = next((line for line in source.splitlines() if line.startswith("PARTS = ")), None)
+        if old is None:
+            raise AssertionError(
+                f"{SPLIT_INTERVAL.name} no longer has 'PARTS = ': update {__file__}"
+            )
+        source = source.replace(old, f"PARTS = {parts}")
+    return source
+
+
+def most_at_once(task_instances: Sequence[Mapping[str, Any]]) -> int:
+    """The most of these task instances that were running at the same moment, from their
+    recorded start and end (an order of events, not a duration)."""
+    edges = sorted(
+        [(ti["start_date"], 1) for ti in task_instances]
+        + [(ti["end_date"], -1) for ti in task_instances]
+    )  # ISO 8601 UTC strings sort in time order; an end sorts before a start at a tie
+    running = peak = 0
+    for _, step in edges:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
 class CeleryDeployment:
     """PostgreSQL, Redis, the API server, scheduler, DAG processor, triggerer and
     ``workers`` Celery workers, each ``concurrency`` tasks at a time.
@@ -434,6 +462,10 @@ class CeleryDeployment:
             "--to-date", to_date, "--max-active-runs", str(max_active_runs), timeout=300,
         )  # fmt: skip
         return done.stdout + done.stderr
+
+    def set_pool(self, name: str, slots: int, description: str) -> None:
+        """``airflow pools set``: create or resize a pool."""
+        self.home.run("pools", "set", name, str(slots), description)
 
     def trigger_run(
         self,

@@ -32,7 +32,14 @@ from typing import Any, NoReturn
 
 import pendulum
 import pytest
-from distributed import DAILY_EXTRACT, CeleryDeployment, daily_extract_for_backfill
+from distributed import (
+    DAILY_EXTRACT,
+    SPLIT_INTERVAL,
+    CeleryDeployment,
+    daily_extract_for_backfill,
+    most_at_once,
+    split_interval,
+)
 from harness import S3Server
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
@@ -48,6 +55,10 @@ RECORDS_PER_DAY = 300
 RUNS_TIMEOUT = 900.0  # a hang guard only
 BAD_STATES = {"failed", "up_for_retry", "upstream_failed", "removed"}
 TRIGGER_FIRED = "Trigger fired event"
+SPLIT_DAG_ID = "example_conpeek_split_interval"
+SPLIT_PARTS = 4  # the example's
+POOL, POOL_SLOTS = "conpeek_api", 2  # the example's pool, as its docstring creates it
+SPLIT_PREFIX = "conpeek/voice_campaign_request_summary_parts/{day:%Y%m%dT%H%M%S}"
 
 # Each window's first one-record probe (the sensor's first poke) finds nothing, so the
 # sensor must defer; the trigger's first poll then finds the records.
@@ -80,6 +91,7 @@ def deployment(
         }
         with CeleryDeployment(tmp_path, env) as deployment:
             deployment.add_dag(DAILY_EXTRACT.name, daily_extract_for_backfill(today.add(days=1)))
+            deployment.add_dag(SPLIT_INTERVAL.name, split_interval())  # paused until used
             try:
                 deployment.start()
             except Exception as exc:
@@ -184,6 +196,37 @@ def test_backfill_on_two_celery_workers(
         assert len(fired) == 1, trigger_logs[0].read_text()[-2000:]
         assert "'status': 'success'" in fired[0]["result"], fired
 
+    # The split example on the same deployment: unpaused (catchup off), the scheduler runs
+    # its latest interval, yesterday, in SPLIT_PARTS mapped parts, at most POOL_SLOTS at once
+    # (the pool, created as the example says), then the manifest. Its parts, read in the
+    # manifest's order, are the backfill's single object of that day, record for record.
+    cluster.set_pool(POOL, POOL_SLOTS, "Conpeek API: extracts running at once")
+    cluster.wait_for_dag(SPLIT_DAG_ID)
+    cluster.unpause(SPLIT_DAG_ID)
+    try:
+        (split_run,) = cluster.wait_for_runs(SPLIT_DAG_ID, 1, RUNS_TIMEOUT)
+    except (TimeoutError, RuntimeError) as exc:
+        fail(f"{exc}; split run: {cluster.dag_runs(SPLIT_DAG_ID)}")
+    assert split_run["state"] == "success", split_run
+    day = days[-1]
+    assert pendulum.parse(split_run["data_interval_start"]) == day
+    split_tis = cluster.task_instances(SPLIT_DAG_ID, split_run["dag_run_id"])
+    parts = [ti for ti in split_tis if ti["task_id"] == "extract_part"]
+    assert sorted(ti["map_index"] for ti in parts) == list(range(SPLIT_PARTS)), parts
+    assert {ti["pool"] for ti in parts} == {POOL}
+    assert {ti["hostname"] for ti in split_tis} <= names
+    assert most_at_once(parts) <= POOL_SLOTS < len(cluster.workers) * cluster.concurrency
+    prefix = SPLIT_PREFIX.format(day=day)
+    manifest = json.loads(s3_server.read(s3_bucket, f"{prefix}/manifest.json"))
+    union = [
+        line
+        for part in manifest["parts"]
+        for line in gzip.decompress(s3_server.read(s3_bucket, part["key"])).splitlines()
+    ]
+    single = gzip.decompress(s3_server.read(s3_bucket, KEY.format(day=day))).splitlines()
+    assert union == single
+    assert manifest["records"] == len(single)
+
     # No extract left anything in either worker's temp dir.
     for worker in cluster.workers:
         assert worker.leftovers() == [], f"{worker.name} left {worker.leftovers()}"
@@ -193,7 +236,8 @@ def test_backfill_on_two_celery_workers(
     print(
         f"14-day backfill on {len(cluster.workers)} Celery workers: {took:.0f} s after the "
         f"deployment was up; extracts per worker {dict(extracts)}, sensor tries (last part) "
-        f"per worker {dict(sensors)}; deferred state seen by polling: {deferred}/{DAYS}"
+        f"per worker {dict(sensors)}; deferred state seen by polling: {deferred}/{DAYS}; "
+        f"split parts per worker {dict(Counter(ti['hostname'] for ti in parts))}"
     )
 
 
