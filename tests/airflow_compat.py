@@ -95,22 +95,30 @@ def dag_bag(folder: Path) -> Any:
 def register_assets(dag: Any) -> None:
     """Write ``dag`` (and so its outlet assets) to the metadata DB, as the DAG processor would.
 
-    Airflow 3.1+'s ``dag.test()`` does it; 2.11's and 3.0's do not: 3.0 then fails a task
-    whose outlet is not registered (AirflowInactiveAssetInInletOrOutletException), and 2.11
-    records no dataset event.
+    ``dag.test()`` does it on Airflow 3.3 only. 3.1's and 3.2's write a DAG only when the
+    database has no version of it yet: an outlet that changed since (the example's bucket
+    comes from the environment, which differs per test) stays unregistered, and its events
+    are silently dropped. 3.0's never write it (a task whose outlet is not registered fails:
+    AirflowInactiveAssetInInletOrOutletException), nor do 2.11's (no dataset event).
     """
-    if Version("3.1") <= AIRFLOW_VERSION or not any(task.outlets for task in dag.tasks):
+    if Version("3.3") <= AIRFLOW_VERSION or not any(task.outlets for task in dag.tasks):
         return
-    from airflow.models.dagbag import DagBag
-
-    bag = DagBag(dag.fileloc, include_examples=False)
-    if AIRFLOW_3:
-        from airflow.dag_processing.bundles.manager import DagBundlesManager
-
-        DagBundlesManager().sync_bundles_to_db()
-        bag.sync_to_db("dags-folder", None)
-    else:
+    bag = dag_bag(Path(dag.fileloc))
+    if not AIRFLOW_3:
         bag.sync_to_db()
+        return
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    try:  # Airflow 3.2
+        from airflow.dag_processing.dagbag import sync_bag_to_db
+    except ImportError:
+        try:  # Airflow 3.1
+            from airflow.models.dagbag import sync_bag_to_db  # type: ignore[no-redef]
+        except ImportError:  # Airflow 3.0
+            bag.sync_to_db("dags-folder", None)
+            return
+    sync_bag_to_db(bag, "dags-folder", None)
 
 
 def asset_event_extras(uri: str) -> list[dict[str, Any]]:
