@@ -37,7 +37,7 @@ from airflow_provider_conpeek.testing.sandbox import FaultConfig, SandboxServer 
 
 SPLIT_ID = "example_conpeek_split_interval"
 POOL = "conpeek_api"
-RECORDS = 200_000
+RECORDS = 400_000
 PARTS = 8
 CONCURRENCY = 2  # tasks at once per worker
 LATENCY_MS = 25
