@@ -34,7 +34,11 @@ META = "conpeek-"
 """Prefix of every metadata name the provider writes (``x-amz-meta-conpeek-...``)."""
 FILTERS_MAX_CHARS = 1024
 """Longest ``conpeek-filters`` value; longer filters are cut (the hash stays exact)."""
-CONTENT_TYPES = {"gzip": "application/gzip", "none": "application/x-ndjson"}
+CONTENT_TYPES = {
+    "gzip": "application/gzip",
+    "none": "application/x-ndjson",
+    "parquet": "application/vnd.apache.parquet",
+}
 """Content-Type per compression. A gzip object is a ``.gz`` *file*: no ``Content-Encoding``,
 so no HTTP client silently unzips it."""
 UNIQUE_KEY_HINT = (

@@ -61,7 +61,11 @@ class Extraction:
     :param page_size: records per request.
     :param slots: the limit on requests in flight (pinned or adaptive, see
         :func:`~airflow_provider_conpeek.client.limiter.make_limit`).
-    :param compression: ``"gzip"`` or ``"none"``.
+    :param compression: ``"gzip"`` or ``"none"`` (JSON Lines).
+    :param file_format: ``"jsonl"`` or ``"parquet"``: then the records are written as plain
+        JSON Lines while their fields are observed, and converted once paging ends
+        (:mod:`~airflow_provider_conpeek.parquet`).
+    :param parquet_timestamps: Parquet: date-time strings as ``timestamp`` columns.
     :param log: where progress goes (the operator's logger).
     :param progress_every: seconds between progress lines.
 
@@ -84,9 +88,12 @@ class Extraction:
         compression: str,
         log: Logger,
         progress_every: float = 10.0,
+        file_format: str = "jsonl",
+        parquet_timestamps: bool = False,
     ) -> None:
         self.client, self.dest, self.stamp, self.filters = client, dest, stamp, filters
         self.page_size, self.slots, self.compression = page_size, slots, compression
+        self.file_format, self.parquet_timestamps = file_format, parquet_timestamps
         self.log, self.progress_every = log, progress_every
         self.stopped = dest.cancel  # set by stop(): the upload checks it between parts
         self._paging_cancel = threading.Event()  # also set when paging ends
@@ -154,6 +161,11 @@ class Extraction:
                 slots=self.slots,
             )
 
+        observer = None
+        if self.file_format == "parquet":
+            from airflow_provider_conpeek.parquet import SchemaObserver
+
+            observer = SchemaObserver()
         with JsonLinesFile(self._tmp.path, compression=self.compression) as out:
             all_pages = iter_pages(
                 fetch,
@@ -167,6 +179,9 @@ class Extraction:
                     if self.stopped.is_set():
                         raise ExtractCancelled(KILLED.format(uri=self.dest.uri))
                     out.write_page(page)
+                    if observer is not None:
+                        for record in page:
+                            observer.observe(record)
                     pages += 1
                     now = time.monotonic()
                     if now - last_report >= self.progress_every:
@@ -177,12 +192,22 @@ class Extraction:
                 if close is not None:
                     close()
         self.client.close()  # before the upload: nothing of Conpeek's is held meanwhile
-        size = out.bytes_written
+        path, content_type = out.path, CONTENT_TYPES[self.compression]
+        if observer is not None:
+            from airflow_provider_conpeek.parquet import jsonl_to_parquet
+
+            path, content_type = self._tmp.path / "records.parquet", CONTENT_TYPES["parquet"]
+            columns = observer.columns(typed_timestamps=self.parquet_timestamps)
+            jsonl_to_parquet(out.path, path, columns, cancel=self.stopped)
+            if self.stopped.is_set():
+                raise ExtractCancelled(KILLED.format(uri=self.dest.uri))
+            out.path.unlink()  # only the Parquet file stays on disk while it uploads
+        size = path.stat().st_size
         etag = self.dest.write(
-            out.path,
+            path,
             self.stamp,
             records=out.records,
-            extra_args={"ContentType": CONTENT_TYPES[self.compression]},
+            extra_args={"ContentType": content_type},
         )
         elapsed = time.monotonic() - started
         self.report(f"Wrote {self.dest.uri} ({size} bytes):", pages, out.records, elapsed)

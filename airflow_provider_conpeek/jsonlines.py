@@ -29,6 +29,35 @@ GZIP_LEVEL = 6
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+FILE_FORMATS = ("jsonl", "parquet")
+
+
+def check_format(file_format: str, compression: str | None, s3_key: str) -> tuple[str, str]:
+    """``(file_format, compression)`` to write, checked against each other and the key.
+
+    JSON Lines: as :func:`check_compression` (``None`` means ``gzip``). Parquet compresses
+    inside the file (zstd), so ``compression`` must be left ``None``, and the key must end
+    in ``.parquet``.
+    """
+    if file_format not in FILE_FORMATS:
+        raise ConpeekConfigError(f"file_format must be 'jsonl' or 'parquet', got {file_format!r}.")
+    if file_format == "jsonl":
+        return file_format, check_compression(
+            "gzip" if compression is None else compression, s3_key
+        )
+    if compression is not None:
+        raise ConpeekConfigError(
+            f"compression={compression!r} with file_format='parquet': a Parquet file compresses "
+            "its columns itself (zstd). Leave compression unset."
+        )
+    if not s3_key.endswith(".parquet"):
+        raise ConpeekConfigError(
+            f"s3_key {s3_key!r} does not end with '.parquet' but file_format='parquet'. Name "
+            "the key '....parquet'."
+        )
+    return file_format, "none"
+
+
 def check_compression(compression: str | None, s3_key: str) -> str:
     """The compression to use, checked against the key's suffix.
 

@@ -17,6 +17,7 @@ from airflow_provider_conpeek._compat import BaseOperator
 from airflow_provider_conpeek.client.paging import validate_page_size
 from airflow_provider_conpeek.connection import DEFAULT_CONN_ID
 from airflow_provider_conpeek.destination import check_destination, check_replace
+from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.lineage import LINEAGE_ATTRIBUTE
 from airflow_provider_conpeek.window import WINDOW_TEMPLATE_FIELDS, WindowArguments
 
@@ -48,7 +49,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
     :param s3_bucket: destination bucket, a bare name (templated).
     :param s3_key: destination key (templated), unique per interval, e.g. with
         ``{{ data_interval_start | ts_nodash }}``; ends in ``.gz`` exactly when
-        ``compression="gzip"``.
+        ``compression="gzip"``, in ``.parquet`` with ``file_format="parquet"``.
     :param conpeek_conn_id: the Conpeek connection.
     :param aws_conn_id: the AWS connection used by ``S3Hook``; it must exist. ``None`` uses
         the default AWS credentials (environment, instance profile...) on purpose.
@@ -62,7 +63,13 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         pages sequentially.
     :param max_concurrency: ceiling on requests in flight; ``None`` takes the connection's
         ``max_concurrency`` extra (default 16).
-    :param compression: ``"gzip"`` (default) or ``"none"``.
+    :param compression: JSON Lines: ``"gzip"`` (the default, also for ``None``) or
+        ``"none"``. Leave it unset for Parquet, which compresses inside the file.
+    :param file_format: ``"jsonl"`` (default: the records verbatim, one per line) or
+        ``"parquet"`` (``pip install airflow-provider-conpeek[parquet]``): one column per
+        field, typed from every record of the window; see :mod:`~airflow_provider_conpeek.parquet`.
+    :param parquet_timestamps: Parquet only: date-time columns as ``timestamp`` (UTC)
+        instead of the API's strings, kept as sent by default.
     :param replace: ``True`` (default): overwrite the object of this same window (a rerun),
         never another window's object nor one without the provider's metadata. ``False``:
         never overwrite. ``"always"``: overwrite whatever the key holds. Checked before any
@@ -104,7 +111,9 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         page_size: int = 100,
         concurrency: int | None = None,
         max_concurrency: int | None = None,
-        compression: str = "gzip",
+        compression: str | None = None,
+        file_format: str = "jsonl",
+        parquet_timestamps: bool = False,
         replace: bool | str = True,
         **kwargs: Any,
     ) -> None:
@@ -121,6 +130,8 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         self.concurrency = concurrency
         self.max_concurrency = max_concurrency
         self.compression = compression
+        self.file_format = file_format
+        self.parquet_timestamps = parquet_timestamps
         self.replace = replace
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -135,7 +146,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         from airflow_provider_conpeek.destination import ObjectStamp, check_aws_connection
         from airflow_provider_conpeek.extract import KILLED, Extraction
         from airflow_provider_conpeek.hooks.conpeek import ConpeekHook
-        from airflow_provider_conpeek.jsonlines import check_compression
+        from airflow_provider_conpeek.jsonlines import check_format
         from airflow_provider_conpeek.lineage import event_extra, input_dataset, s3_outlets
         from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination, s3_hook
 
@@ -146,7 +157,13 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         outlets = s3_outlets(self.outlets, bucket, key)
         lineage: dict[str, Any] = {"bucket": bucket, "key": key}  # for OpenLineage, no I/O
         self.__dict__[LINEAGE_ATTRIBUTE] = lineage
-        compression = check_compression(self.compression, key)
+        file_format, compression = check_format(self.file_format, self.compression, key)
+        if not isinstance(self.parquet_timestamps, bool):
+            raise ConpeekConfigError(
+                f"parquet_timestamps must be True or False, got {self.parquet_timestamps!r}."
+            )
+        if file_format == "parquet":
+            _require_pyarrow()
         replace = check_replace(self.replace)
         validate_page_size(self.page_size)
         window, filters = self.resolve_window_filters(context)
@@ -190,6 +207,8 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             page_size=self.page_size,
             slots=slots,
             compression=compression,
+            file_format=file_format,
+            parquet_timestamps=self.parquet_timestamps,
             log=self.log,
             progress_every=PROGRESS_EVERY_SECONDS,
         )
@@ -247,3 +266,14 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         extraction = getattr(self, "_extraction", None)
         if extraction is not None:
             extraction.stop()
+
+
+def _require_pyarrow() -> None:
+    """Parquet needs pyarrow, an optional dependency: say how to get it, before any request."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise ConpeekConfigError(
+            "file_format='parquet' needs pyarrow, which is not installed. Install "
+            "airflow-provider-conpeek[parquet] (or pyarrow) on the workers."
+        ) from None
