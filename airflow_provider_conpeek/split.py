@@ -9,9 +9,11 @@ part, each retried on its own. :class:`~airflow_provider_conpeek.operators.manif
 VoiceCampaignSummaryManifestOperator` then writes ``manifest.json`` beside the parts, only
 when every part succeeded; readers read the manifest, not a listing of the prefix.
 
-The sub-windows neither overlap nor leave a gap, so the union of the parts is the window's
-single-object extract, record for record; the same window and ``parts`` always give the
-same sub-windows and keys, so a rerun rewrites the same objects.
+The sub-windows neither overlap nor leave a gap, so the union of the parts holds exactly
+the records of the window's single-object extract (in the same order too where the API
+returns records in ``date_property`` order, as the sandbox does for ``created_date``; the
+API documents no order); the same window and ``parts`` always give the same sub-windows and
+keys, so a rerun rewrites the same objects.
 
 Example::
 
@@ -21,7 +23,7 @@ Example::
 
     windows = sub_windows(prefix="conpeek/summary/{{ data_interval_start | ts_nodash }}")
     parts = VoiceCampaignSummaryToS3Operator.partial(
-        task_id="extract_part", s3_bucket="contact-centre", s3_key="unused"
+        task_id="extract_part", s3_bucket="contact-centre"  # s3_key: from each item
     ).expand_kwargs(windows)
 """
 

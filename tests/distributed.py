@@ -43,7 +43,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -292,10 +292,14 @@ def split_interval(parts: int | None = None) -> str:
 def most_at_once(task_instances: Sequence[Mapping[str, Any]]) -> int:
     """The most of these task instances that were running at the same moment, from their
     recorded start and end (an order of events, not a duration)."""
+
+    def at(stamp: str) -> datetime:  # "...:01Z" and "...:01.5Z": compare times, not text
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
     edges = sorted(
-        [(ti["start_date"], 1) for ti in task_instances]
-        + [(ti["end_date"], -1) for ti in task_instances]
-    )  # ISO 8601 UTC strings sort in time order; an end sorts before a start at a tie
+        [(at(ti["start_date"]), 1) for ti in task_instances]
+        + [(at(ti["end_date"]), -1) for ti in task_instances]
+    )  # an end sorts before a start at a tie
     running = peak = 0
     for _, step in edges:
         running += step

@@ -91,6 +91,7 @@ def test_extracts_exactly_the_interval(
             "start": "2026-01-01 00:00:00",
             "end": "2026-01-02 00:00:00",
         },
+        "etag": s3_server.client().head_object(Bucket=s3_bucket, Key="out/day.jsonl.gz")["ETag"],
     }
     assert json.loads(json.dumps(result)) == result  # XCom-safe
     assert leftovers(tmpdir_watch) == []  # temp files cleaned up

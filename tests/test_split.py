@@ -179,6 +179,7 @@ def test_coverage_refuses_a_gap_an_overlap_a_short_end_and_another_property() ->
         ([], "parts is empty"),
         ([{"s3_uri": "s3://b/k", "records": 1}], r"parts\[0\] is not what"),
         ([{"s3_uri": "b/k", "records": 1, "bytes": 1, "window": {}}], r"parts\[0\]"),
+        ([{**_returned({"window_start": "a", "window_end": "b"}), "s3_uri": "s3://b"}], "parts"),
     ],
 )
 def test_parts_that_are_not_extract_results_are_refused(parts: Any, message: str) -> None:
@@ -335,6 +336,22 @@ def test_manifest_refuses_a_part_overwritten_after_its_extract(
         task_id="m", s3_bucket=s3_bucket, s3_key="p/manifest.json", parts=parts
     )
     assert manifest.execute(context)["records"] == 6  # type: ignore[arg-type]
+    # With the ETag its extract returned, even a same-size, same-count rewrite is caught.
+    first = windows[0]["s3_key"]
+    etag = s3_server.client().head_object(Bucket=s3_bucket, Key=first)["ETag"]
+    parts[0] = {**parts[0], "etag": etag}
+    assert manifest.execute(context)["parts"] == 2  # type: ignore[arg-type]
+    s3_server.client().put_object(
+        Bucket=s3_bucket,
+        Key=first,
+        Body=b"y" * parts[0]["bytes"],
+        Metadata=ObjectStamp.for_window(
+            Window("created_date", parts[0]["window"]["start"], parts[0]["window"]["end"]), []
+        ).metadata(records=3),
+    )
+    with pytest.raises(ConpeekConfigError, match=r"part-00000-of-00002.jsonl.gz no longer holds"):
+        manifest.execute(context)  # type: ignore[arg-type]
+    parts[0].pop("etag")
     # The second part is overwritten by an extract with other results: refused, named.
     s3_server.client().put_object(
         Bucket=s3_bucket,

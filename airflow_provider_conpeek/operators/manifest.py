@@ -58,7 +58,7 @@ class VoiceCampaignSummaryManifestOperator(BaseOperator):
     Example::
 
         parts = VoiceCampaignSummaryToS3Operator.partial(
-            task_id="extract_part", s3_bucket="contact-centre", s3_key="unused"
+            task_id="extract_part", s3_bucket="contact-centre"  # s3_key: from each item
         ).expand_kwargs(sub_windows)
         VoiceCampaignSummaryManifestOperator(
             task_id="manifest",
@@ -205,6 +205,7 @@ def check_parts(parts: Any) -> list[dict[str, Any]]:
             not isinstance(window, Mapping)
             or not isinstance(item.get("s3_uri"), str)
             or not str(item["s3_uri"]).startswith("s3://")
+            or "/" not in str(item["s3_uri"])[len("s3://") :].strip("/")
             or not all(isinstance(window.get(k), str) for k in ("date_property", "start", "end"))
             or any(
                 isinstance(item.get(k), bool) or not isinstance(item.get(k), int)
@@ -236,10 +237,17 @@ def check_coverage(parts: Sequence[Mapping[str, Any]], window: Window) -> None:
             )
         if sub["start"] != edge:
             problem = "a gap" if sub["start"] > edge else "an overlap"
+            stale = (
+                " An overlap after the number of parts was lowered and the run cleared: "
+                "Airflow still hands over the results of the removed map indexes; rerun "
+                "the whole DAG run (clear it with its past results) instead."
+                if problem == "an overlap"
+                else ""
+            )
             raise ConpeekConfigError(
                 f"{where}, but the previous part ends at {edge}: {problem}. The parts must "
                 f"tile [{window.start}, {window.end}) exactly; make them with split_window() "
-                "over the same window."
+                f"over the same window.{stale}"
             )
         edge = sub["end"]
     if edge != window.end:
@@ -282,6 +290,7 @@ def _check_object(client: Any, part: Mapping[str, Any], credentials: str) -> tup
         or found.stamp.window != expected.window
         or found.records != str(part["records"])
         or found.size != part["bytes"]
+        or ("etag" in part and found.etag != part["etag"])
     ):
         raise ConpeekConfigError(
             f"parts: {uri} no longer holds what its extract wrote ({expected.describe()}, "

@@ -75,7 +75,8 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
         never overwrite. ``"always"``: overwrite whatever the key holds. Checked before any
         request, and enforced by the write's precondition.
 
-    Returns (XCom) a small dict: ``s3_uri``, ``records``, ``bytes``, ``pages``, ``window``.
+    Returns (XCom) a small dict: ``s3_uri``, ``records``, ``bytes``, ``pages``, ``window``,
+    ``etag`` (of the object written).
 
     Lineage: give ``outlets=[s3_asset(bucket, prefix)]``
     (:func:`~airflow_provider_conpeek.lineage.s3_asset`) and each successful run emits an
@@ -236,6 +237,7 @@ class VoiceCampaignSummaryToS3Operator(WindowArguments, BaseOperator):
             "bytes": done["bytes"],
             "pages": done["pages"],
             "window": window.as_dict(),
+            "etag": done["etag"],
         }
 
     def get_openlineage_facets_on_start(self) -> OperatorLineage[Any, Any]:
