@@ -1,4 +1,4 @@
-"""One extract, stoppable at any moment: pages into a temporary file, then one S3 write.
+"""One extract, stoppable at any moment: pages into a temporary file, then one object write.
 
 The work runs on a worker thread while the task's main thread waits for it. The main thread
 is where Airflow delivers SIGTERM (a timeout, a task marked failed, a worker shutting down)
@@ -7,7 +7,7 @@ the handler could need, and it raises at once instead of waiting for a request i
 
 * no further Conpeek request is sent (paging's cancel event: retries and waits end);
 * the Conpeek client's sessions are closed;
-* a multipart upload in progress is aborted;
+* an upload in progress is abandoned (an S3 multipart upload aborted);
 * the temporary directory is removed.
 
 A request already on the wire finishes (or times out) on its own thread; its answer is
@@ -31,7 +31,7 @@ from airflow_provider_conpeek.client.paging import Page, iter_pages
 from airflow_provider_conpeek.destination import CONTENT_TYPES, ObjectStamp
 from airflow_provider_conpeek.filters import encode_filter
 from airflow_provider_conpeek.jsonlines import JsonLinesFile
-from airflow_provider_conpeek.s3write import ExtractCancelled, S3Destination
+from airflow_provider_conpeek.objectwrite import ExtractCancelled, ObjectDestination
 from airflow_provider_conpeek.tempfiles import ExtractDir
 
 WAIT_POLL_SECONDS = 0.2
@@ -55,7 +55,7 @@ class Extraction:
     """Page ``filters`` into a temporary file with ``client``, then write it to ``dest``.
 
     :param client: the Conpeek client (closed when the extraction ends).
-    :param dest: the destination, already checked (:meth:`S3Destination.prepare`).
+    :param dest: the destination, already checked (:meth:`ObjectDestination.prepare`).
     :param stamp: the object's metadata stamp.
     :param filters: every filter of the request, window first (validated).
     :param page_size: records per request.
@@ -79,7 +79,7 @@ class Extraction:
     def __init__(
         self,
         client: ConpeekClient,
-        dest: S3Destination,
+        dest: ObjectDestination,
         stamp: ObjectStamp,
         filters: list[Any],
         *,
@@ -102,7 +102,8 @@ class Extraction:
         self._error: BaseException | None = None
 
     def run(self) -> dict[str, Any]:
-        """Extract and upload; returns ``records``, ``bytes``, ``pages`` and ``etag``.
+        """Extract and upload; returns ``records``, ``bytes``, ``pages`` and the object's
+        version (``etag``, or what the store calls it: ``generation`` on GCS).
 
         :raises ExtractCancelled: when :meth:`stop` was called.
         """
@@ -203,16 +204,18 @@ class Extraction:
                 raise ExtractCancelled(KILLED.format(uri=self.dest.uri))
             out.path.unlink()  # only the Parquet file stays on disk while it uploads
         size = path.stat().st_size
-        etag = self.dest.write(
-            path,
-            self.stamp,
-            records=out.records,
-            extra_args={"ContentType": content_type},
+        version = self.dest.write(
+            path, self.stamp, records=out.records, content_type=content_type
         )
         elapsed = time.monotonic() - started
         self.report(f"Wrote {self.dest.uri} ({size} bytes):", pages, out.records, elapsed)
         self.log.info("Requests: %d tries; %s", self.slots.stats.tries, self.slots.describe())
-        return {"records": out.records, "bytes": size, "pages": pages, "etag": etag}
+        return {
+            "records": out.records,
+            "bytes": size,
+            "pages": pages,
+            self.dest.version_name: version,
+        }
 
     def report(self, what: str, pages: int, records: int, elapsed: float) -> None:
         """One progress line: pages, records, seconds and rate."""

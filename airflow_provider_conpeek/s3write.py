@@ -10,7 +10,9 @@
    (the object decided on is still the one there). When the precondition fails, the key is
    looked at again and decided again, so a concurrent writer is never silently overwritten.
 
-A multipart upload that fails or is cancelled is aborted (:meth:`S3Destination.abort` is safe
+The order, the re-decision and the recognition of a resent write live in
+:class:`~.objectwrite.ObjectDestination`; this module holds the S3 calls. A multipart upload
+that fails or is cancelled is aborted (:meth:`S3Destination.abort` is safe
 to call from another thread, e.g. ``on_kill``). Only a process killed outright (SIGKILL)
 leaves one behind: an ``AbortIncompleteMultipartUpload`` lifecycle rule removes it.
 
@@ -28,76 +30,26 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import uuid
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from airflow_provider_conpeek.destination import (
-    META,
-    Existing,
-    ObjectStamp,
-    Replace,
-    WriteCondition,
-    decide_write,
+from airflow_provider_conpeek.destination import S3, Existing, WriteCondition
+from airflow_provider_conpeek.exceptions import ConpeekConfigError
+from airflow_provider_conpeek.objectwrite import (
+    WRITE_ID,
+    ExtractCancelled,
+    FilePart,
+    ObjectDestination,
+    Refusal,
+    capital,
 )
-from airflow_provider_conpeek.exceptions import ConpeekConfigError, ConpeekError
+
+__all__ = ["WRITE_ID", "ExtractCancelled", "FilePart", "S3Destination", "s3_hook"]
 
 log = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000
-CONFLICT_RETRIES = 3
 PRECONDITION_CODES = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412"})
-WRITE_ID = "conpeek-write-id"
-"""Object metadata naming the extract that wrote it (a random id per extract)."""
-
-
-class ExtractCancelled(ConpeekError):
-    """The extract was stopped (the task was killed) before its object was written."""
-
-
-class FilePart:
-    """Part of an open file, read as a file by ``UploadPart``: the part is streamed from
-    disk, never held in memory (an 8 MiB part would be, as ``bytes``, and again by the
-    checksum), so memory stays flat whatever the object's size.
-
-    :param file: the whole file, opened for binary reading.
-    :param start: where the part begins.
-    :param size: the most bytes the part holds.
-    :param total: the file's size (the last part is shorter).
-
-    Example::
-
-        with open(path, "rb") as f:
-            client.upload_part(..., PartNumber=2, Body=FilePart(f, 8 << 20, 8 << 20, total))
-    """
-
-    def __init__(self, file: BinaryIO, start: int, size: int, total: int) -> None:
-        self._file, self._start = file, start
-        self._size = max(0, min(size, total - start))
-        self._pos = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def read(self, n: int | None = -1) -> bytes:
-        """Up to ``n`` bytes from the current position (all that is left by default)."""
-        left = self._size - self._pos
-        if n is None or n < 0 or n > left:
-            n = left
-        self._file.seek(self._start + self._pos)
-        data = self._file.read(n)
-        self._pos += len(data)
-        return data
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Move within the part (botocore rewinds it for checksums and retries)."""
-        base = (0, self._pos, self._size)[whence]
-        self._pos = min(max(0, base + offset), self._size)
-        return self._pos
-
-    def tell(self) -> int:
-        """The position within the part."""
-        return self._pos
 
 
 def s3_hook(aws_conn_id: str | None, caller: str) -> Any:
@@ -123,7 +75,7 @@ def s3_hook(aws_conn_id: str | None, caller: str) -> Any:
     return KnownCallerS3Hook(aws_conn_id=aws_conn_id)
 
 
-class S3Destination:
+class S3Destination(ObjectDestination):
     """One key of one bucket, through a boto3 S3 client (``S3Hook.get_conn()``).
 
     :param client: a boto3 S3 client.
@@ -147,19 +99,14 @@ class S3Destination:
         part_size: int = 8 * 1024 * 1024,
         cancel: threading.Event | None = None,
     ) -> None:
+        super().__init__(
+            f"s3://{bucket}/{key}", names=S3, credentials=credentials, cancel=cancel
+        )
         self.client, self.bucket, self.key = client, bucket, key
-        self.uri = f"s3://{bucket}/{key}"
-        self.credentials = credentials
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
-        self.cancel = cancel or threading.Event()
-        self.replace: Replace = True
-        self.condition = WriteCondition(if_none_match=True)
         self._lock = threading.Lock()
         self._upload_id: str | None = None
-        # Marks this extract's own object: a write whose answer was lost, retried by botocore
-        # and refused by its own precondition is recognised as done (see :meth:`write`).
-        self.write_id = uuid.uuid4().hex
 
     # -- before paging -----------------------------------------------------------------------
 
@@ -178,7 +125,7 @@ class S3Destination:
                 ) from None
             if status in (401, 403):
                 raise ConpeekConfigError(
-                    f"{_capital(self.credentials)} may not use bucket "
+                    f"{capital(self.credentials)} may not use bucket "
                     f"{self.bucket!r} {where} (HTTP {status} on HeadBucket). Grant "
                     "s3:ListBucket on the bucket and s3:GetObject, s3:PutObject and "
                     "s3:AbortMultipartUpload on its keys, or fix the credentials."
@@ -200,95 +147,41 @@ class S3Destination:
                 return None
             if status == 403:
                 raise ConpeekConfigError(
-                    f"{_capital(self.credentials)} may not read {self.uri} (HTTP 403 on "
+                    f"{capital(self.credentials)} may not read {self.uri} (HTTP 403 on "
                     "HeadObject). Grant s3:GetObject on the keys and s3:ListBucket on the "
                     "bucket."
                 ) from None
             raise
-        metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
-        return Existing(
-            etag=head["ETag"],
-            stamp=ObjectStamp.from_metadata(metadata),
-            records=metadata.get(f"{META}records"),
-            size=head.get("ContentLength"),
+        return Existing.from_metadata(
+            head["ETag"], head.get("Metadata", {}), head.get("ContentLength")
         )
-
-    def prepare(self, stamp: ObjectStamp, *, replace: Replace) -> Existing | None:
-        """Decide, from what the key holds now, whether and how this extract may write it.
-
-        :raises ConpeekConfigError: if it may not (before any Conpeek request).
-        """
-        self.replace = replace
-        existing = self.head()
-        self.condition = decide_write(existing, stamp, replace=replace, uri=self.uri)
-        if existing is not None and existing.stamp is not None and existing.stamp != stamp:
-            log.warning(
-                "%s holds this window's extract with other filters (%s); this run "
-                "replaces it with filters %s.",
-                self.uri,
-                existing.stamp.filters,
-                stamp.filters,
-            )
-        return existing
 
     # -- the write ---------------------------------------------------------------------------
 
-    def write(
-        self, path: Path, stamp: ObjectStamp, *, records: int, extra_args: dict[str, str]
+    def _refusal(self, exc: BaseException) -> Refusal | None:
+        status, code = _status(exc)
+        if code in PRECONDITION_CODES or status == 412:
+            return "precondition"
+        if status == 404 or code in ("404", "NoSuchKey"):
+            return "gone"
+        if status == 501 and self.condition.guarded:
+            raise ConpeekConfigError(
+                f"The S3 server of {self.uri} does not support conditional writes ({code}). "
+                "Pass replace='always' to write without a condition (nothing then guards "
+                "against concurrent writers)."
+            ) from exc
+        return None
+
+    def _upload(
+        self, path: Path, metadata: dict[str, str], content_type: str, condition: WriteCondition
     ) -> str:
-        """Upload ``path`` under the condition :meth:`prepare` chose; return the ETag.
-
-        On a failed precondition the key is decided again (:meth:`prepare`): the same
-        window's object is replaced, anything else raises.
-
-        :param extra_args: ``ContentType`` and the like, for ``PutObject`` and
-            ``CreateMultipartUpload``.
-        """
-        metadata = {**stamp.metadata(records=records), WRITE_ID: self.write_id}
-        args = {**extra_args, "Metadata": metadata}
-        for attempt in range(1, CONFLICT_RETRIES + 1):
-            try:
-                return self._upload(path, args, self.condition)
-            except Exception as exc:
-                status, code = _status(exc)
-                gone = self.condition.if_match is not None and (
-                    status == 404 or code in ("404", "NoSuchKey")
-                )  # the object the write was to replace was deleted meanwhile
-                if code not in PRECONDITION_CODES and status != 412 and not gone:
-                    if status == 501 and self.condition.put_args():
-                        raise ConpeekConfigError(
-                            f"The S3 server of {self.uri} does not support conditional "
-                            f"writes ({code}). Pass replace='always' to write without a "
-                            "condition (nothing then guards against concurrent writers)."
-                        ) from exc
-                    raise
-                own = self._own_etag()
-                if own is not None:  # the refused write was a resend of one that landed
-                    return own
-                if attempt == CONFLICT_RETRIES:
-                    raise
-                log.warning(
-                    "%s changed while this run paged (%s); looking at it again.", self.uri, code
-                )
-                self.prepare(stamp, replace=self.replace)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _own_etag(self) -> str | None:
-        """The ETag of the key if it holds this extract's own write, else ``None``."""
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self.key)
-        except Exception:
-            return None
-        metadata = {k.lower(): v for k, v in head.get("Metadata", {}).items()}
-        return str(head["ETag"]) if metadata.get(WRITE_ID) == self.write_id else None
-
-    def _upload(self, path: Path, args: dict[str, Any], condition: WriteCondition) -> str:
-        self._check_cancel()
+        self.check_cancel()
+        args = {"ContentType": content_type, "Metadata": metadata}
         size = path.stat().st_size
         if size < self.multipart_threshold:
             with path.open("rb") as body:
                 response = self.client.put_object(
-                    Bucket=self.bucket, Key=self.key, Body=body, **args, **condition.put_args()
+                    Bucket=self.bucket, Key=self.key, Body=body, **args, **put_args(condition)
                 )
             return str(response["ETag"])
         return self._multipart(path, size, args, condition)
@@ -307,7 +200,7 @@ class S3Destination:
             parts = []
             with path.open("rb") as source:
                 for number in range(1, math.ceil(size / part_size) + 1):
-                    self._check_cancel()
+                    self.check_cancel()
                     answer = self.client.upload_part(
                         Bucket=self.bucket,
                         Key=self.key,
@@ -320,8 +213,8 @@ class S3Destination:
                     if checksum and "ChecksumCRC32" in answer:
                         part["ChecksumCRC32"] = answer["ChecksumCRC32"]
                     parts.append(part)
-            self._check_cancel()
-            if condition.if_match is not None or condition.if_none_match:
+            self.check_cancel()
+            if condition.guarded:
                 # moto (and perhaps other stores) ignores If-Match on this call; AWS does not.
                 # Looking once more narrows the race where a header is not honoured.
                 now = self.head()
@@ -333,7 +226,7 @@ class S3Destination:
                 Key=self.key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
-                **condition.put_args(),
+                **put_args(condition),
             )
         except BaseException:
             self.abort()
@@ -355,13 +248,12 @@ class S3Destination:
         else:
             log.info("Aborted the incomplete multipart upload of %s.", self.uri)
 
-    def _check_cancel(self) -> None:
-        if self.cancel.is_set():
-            raise ExtractCancelled(f"Stopped before {self.uri} was written: the task was killed.")
 
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
+def put_args(condition: WriteCondition) -> dict[str, str]:
+    """The condition as keyword arguments of ``put_object`` / ``complete_multipart_upload``."""
+    if condition.if_match is not None:
+        return {"IfMatch": condition.if_match}
+    return {"IfNoneMatch": "*"} if condition.if_none_match else {}
 
 
 def _status(exc: BaseException) -> tuple[int | None, str]:

@@ -155,7 +155,7 @@ class VoiceCampaignSummaryManifestOperator(BaseOperator):
         with ExtractDir() as tmp:
             path = tmp.path / "manifest.json"
             path.write_bytes(body)
-            dest.write(path, stamp, records=records, extra_args={"ContentType": "application/json"})
+            dest.write(path, stamp, records=records, content_type="application/json")
         self.log.info(
             "Wrote %s: %d parts, %d records in [%s, %s) UTC",
             dest.uri,
