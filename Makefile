@@ -12,7 +12,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .PHONY: venv lint typecheck pytest test test-airflow demo demo-distributed bench \
-	bench-scaling docs browser-deps distributed-deps clean
+	bench-scaling docs browser-deps distributed-deps azurite clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -33,7 +33,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 # The whole pytest suite (unit, end-to-end, browser, scheduler and distributed tests).
-pytest: venv browser-deps distributed-deps
+pytest: venv browser-deps distributed-deps azurite
 	$(BIN)/pytest
 
 test: lint typecheck pytest docs
@@ -44,7 +44,7 @@ test: lint typecheck pytest docs
 # the floors leg (every direct requirement at its floor, Python 3.10).
 AIRFLOW ?= 3.3
 PY      ?=
-test-airflow: $(UV) browser-deps
+test-airflow: $(UV) browser-deps azurite
 	ci/test-airflow.sh $(AIRFLOW) $(PY)
 
 demo: venv
@@ -87,5 +87,14 @@ distributed-deps:
 	    && ls /usr/lib/postgresql/*/bin/initdb && redis-server --version; \
 	else echo "The distributed test needs Debian's PostgreSQL and Redis: run 'sudo apt-get install postgresql redis-server', then make test again." >&2; exit 1; fi
 
+# Azurite, the Azure Blob Storage emulator the tests start, from npm at the version locked in
+# ci/azurite/package-lock.json (Node and npm come with the machine).
+AZURITE := ci/azurite/node_modules/.bin/azurite-blob
+$(AZURITE): ci/azurite/package.json ci/azurite/package-lock.json
+	npm ci --prefix ci/azurite --no-audit --no-fund --silent
+	touch $@
+
+azurite: $(AZURITE)
+
 clean:
-	rm -rf $(VENV) $(TOOLS) .venvs docs/_build
+	rm -rf $(VENV) $(TOOLS) .venvs docs/_build ci/azurite/node_modules
