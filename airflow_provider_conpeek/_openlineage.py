@@ -1,5 +1,5 @@
 """OpenLineage for the operator: what it read (the Conpeek endpoint and its filters) and what
-it wrote (the S3 object, its record count and size).
+it wrote (the object, its record count and size).
 
 Imported only from the operator's ``get_openlineage_facets_on_*`` methods, which only the
 OpenLineage provider calls: without it, nothing here is ever imported (and the facet base
@@ -7,8 +7,9 @@ classes, from ``apache-airflow-providers-common-compat``, would be placeholders)
 
 The methods do no I/O (the provider may call them in a forked process): everything comes
 from what ``execute()`` kept on the task (:data:`LINEAGE_ATTRIBUTE`), or, at the start,
-from the rendered ``s3_bucket``/``s3_key``. The API key is never part of it: the input's
-namespace is the base URL's scheme and host, its name the endpoint's path.
+from the rendered bucket and key (``s3_bucket``/``s3_key`` and their GCS and Azure peers).
+The API key is never part of it: the input's namespace is the base URL's scheme and
+host, its name the endpoint's path.
 
 Example of the datasets an extract reports::
 
@@ -54,11 +55,11 @@ class ConpeekFiltersDatasetFacet(DatasetFacet):  # type: ignore[misc]
 Lineage = OperatorLineage[Any, Any]
 
 
-def _output(bucket: str, key: str, records: int | None, size: int | None) -> OutputDataset:
+def _output(namespace: str, name: str, records: int | None, size: int | None) -> OutputDataset:
     facets: dict[str, Any] = {}
     if records is not None and size is not None:
         facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=records, size=size)
-    return OutputDataset(namespace=f"s3://{bucket}", name=key, outputFacets=facets)
+    return OutputDataset(namespace=namespace, name=name, outputFacets=facets)
 
 
 def _input(kept: dict[str, Any]) -> InputDataset:
@@ -69,20 +70,25 @@ def _input(kept: dict[str, Any]) -> InputDataset:
 
 
 def on_start(operator: Any) -> Lineage:
-    """The datasets known when the task starts: the S3 object (the key as rendered)."""
+    """The datasets known when the task starts: the object (its name as rendered)."""
     kept = getattr(operator, LINEAGE_ATTRIBUTE, None) or {}
-    bucket, key = kept.get("bucket") or operator.s3_bucket, kept.get("key") or operator.s3_key
-    if not isinstance(bucket, str) or not isinstance(key, str) or "{{" in bucket + key:
-        return OperatorLineage()
+    output = kept.get("output")
+    if output is None:
+        bucket, key = operator._rendered_target()
+        if not isinstance(bucket, str) or not isinstance(key, str) or "{{" in bucket + key:
+            return OperatorLineage()
+        output = operator._output_dataset(bucket.strip(), key.lstrip("/"))
     inputs = [_input(kept)] if "namespace" in kept else []
-    return OperatorLineage(inputs=inputs, outputs=[_output(bucket, key.lstrip("/"), None, None)])
+    outputs = [_output(output[0], output[1], None, None)] if output is not None else []
+    return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
 def on_complete(operator: Any) -> Lineage:
     """What the run read and wrote, with the output's statistics once it was written."""
     kept = getattr(operator, LINEAGE_ATTRIBUTE, None)
-    if not kept:  # failed before its first check
+    if not kept or "output" not in kept:  # failed before its first check
         return on_start(operator)
     inputs = [_input(kept)] if "namespace" in kept else []
-    outputs = [_output(kept["bucket"], kept["key"], kept.get("records"), kept.get("bytes"))]
+    namespace, name = kept["output"]
+    outputs = [_output(namespace, name, kept.get("records"), kept.get("bytes"))]
     return OperatorLineage(inputs=inputs, outputs=outputs)

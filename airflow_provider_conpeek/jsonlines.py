@@ -32,7 +32,9 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 FILE_FORMATS = ("jsonl", "parquet")
 
 
-def check_format(file_format: str, compression: str | None, s3_key: str) -> tuple[str, str]:
+def check_format(
+    file_format: str, compression: str | None, s3_key: str, *, key_name: str = "s3_key"
+) -> tuple[str, str]:
     """``(file_format, compression)`` to write, checked against each other and the key.
 
     JSON Lines: as :func:`check_compression` (``None`` means ``gzip``). Parquet compresses
@@ -43,7 +45,7 @@ def check_format(file_format: str, compression: str | None, s3_key: str) -> tupl
         raise ConpeekConfigError(f"file_format must be 'jsonl' or 'parquet', got {file_format!r}.")
     if file_format == "jsonl":
         return file_format, check_compression(
-            "gzip" if compression is None else compression, s3_key
+            "gzip" if compression is None else compression, s3_key, key_name=key_name
         )
     if compression is not None:
         raise ConpeekConfigError(
@@ -52,13 +54,13 @@ def check_format(file_format: str, compression: str | None, s3_key: str) -> tupl
         )
     if not s3_key.endswith(".parquet"):
         raise ConpeekConfigError(
-            f"s3_key {s3_key!r} does not end with '.parquet' but file_format='parquet'. Name "
+            f"{key_name} {s3_key!r} does not end with '.parquet' but file_format='parquet'. Name "
             "the key '....parquet'."
         )
     return file_format, "none"
 
 
-def check_compression(compression: str | None, s3_key: str) -> str:
+def check_compression(compression: str | None, s3_key: str, *, key_name: str = "s3_key") -> str:
     """The compression to use, checked against the key's suffix.
 
     ``gzip`` needs a key ending in ``.gz``; ``none`` a key that does not, so the object's name
@@ -69,12 +71,12 @@ def check_compression(compression: str | None, s3_key: str) -> str:
         raise ConpeekConfigError(f"compression must be 'gzip' or 'none', got {compression!r}.")
     if value == "gzip" and not s3_key.endswith(".gz"):
         raise ConpeekConfigError(
-            f"s3_key {s3_key!r} does not end with '.gz' but compression='gzip'. Name the key "
+            f"{key_name} {s3_key!r} does not end with '.gz' but compression='gzip'. Name the key "
             "'....jsonl.gz', or pass compression='none' for plain JSON Lines."
         )
     if value == "none" and s3_key.endswith(".gz"):
         raise ConpeekConfigError(
-            f"s3_key {s3_key!r} ends with '.gz' but compression='none'. Drop the '.gz' suffix, "
+            f"{key_name} {s3_key!r} ends with '.gz' but compression='none'. Drop the '.gz' suffix, "
             "or pass compression='gzip'."
         )
     return value

@@ -1,15 +1,16 @@
 """Where an extract lands, as an Airflow Asset (a Dataset on Airflow 2.11), and what each
 asset event says about it.
 
-Declare the S3 prefix the operator writes under as one of its ``outlets``
-(:func:`s3_asset`); every successful run then emits an asset event whose ``extra`` names
-the very object it wrote, its window, its record and byte counts (:func:`event_extra`). A
-downstream DAG scheduled on the same asset reads those extras (:func:`triggering_extras`)
-and loads exactly the new objects, instead of guessing from the clock.
+Declare the prefix the operator writes under as one of its ``outlets`` (:func:`s3_asset`,
+:func:`gcs_asset`, :func:`azure_blob_asset`); every successful run then emits an asset
+event whose ``extra`` names the very object it wrote, its window, its record and byte
+counts (:func:`event_extra`). A downstream DAG scheduled on the same asset reads those
+extras (:func:`triggering_extras`) and loads exactly the new objects, instead of guessing
+from the clock.
 
 Outlets are not templated, so the asset is a fixed prefix and the object's key, rendered
-per run, travels in the event's extra. An S3 outlet of the operator that does not contain
-the object it writes is refused before any request: its events would point nowhere.
+per run, travels in the event's extra. An outlet of the operator's store that does not
+contain the object it writes is refused before any request: its events would point nowhere.
 
 Example::
 
@@ -48,60 +49,111 @@ def s3_asset(bucket: str, prefix: str = "") -> Any:
         templates (``conpeek/voice_campaign_request_summary``); empty: the whole bucket.
     :raises ConpeekConfigError: for a URL or a path as bucket, or a template in either.
     """
+    _check_asset_part("s3_asset", "bucket", bucket, prefix)
+    return _asset("s3", bucket.strip(), prefix)
+
+
+def gcs_asset(bucket: str, prefix: str = "") -> Any:
+    """The Asset for ``gs://bucket/prefix`` (the Google provider's scheme), for
+    ``VoiceCampaignSummaryToGCSOperator``; as :func:`s3_asset`.
+
+    Example::
+
+        gcs_asset("contact-centre", "conpeek/voice_campaign_request_summary")
+    """
+    _check_asset_part("gcs_asset", "bucket", bucket, prefix)
+    return _asset("gs", bucket.strip(), prefix)
+
+
+def azure_blob_asset(account: str, container: str, prefix: str = "") -> Any:
+    """The Asset for ``wasb://container@account/prefix``, for
+    ``VoiceCampaignSummaryToAzureBlobOperator``; as :func:`s3_asset`.
+
+    :param account: the storage account's name (``contactcentre`` of
+        ``https://contactcentre.blob.core.windows.net``).
+    :param container: the container, as ``container_name``.
+
+    Example::
+
+        azure_blob_asset("contactcentre", "conpeek", "voice_campaign_request_summary")
+    """
+    _check_asset_part("azure_blob_asset", "account", account, prefix)
+    _check_asset_part("azure_blob_asset", "container", container, prefix)
+    return _asset("wasb", f"{container.strip()}@{account.strip()}", prefix)
+
+
+def _check_asset_part(function: str, name: str, value: Any, prefix: str) -> None:
+    if not isinstance(value, str) or not value.strip() or "/" in value or ":" in value:
+        raise ConpeekConfigError(
+            f"{function}: {name} must be a bare {name} name such as 'contact-centre', got "
+            f"{value!r}. Put the path inside it in prefix."
+        )
+    if "{{" in value or "{{" in prefix:
+        raise ConpeekConfigError(
+            f"{function}({value!r}, {prefix!r}): Airflow does not render templates in "
+            "assets. Give the fixed prefix the templated keys start with; each event's extra "
+            "names the rendered object."
+        )
+
+
+def _asset(scheme: str, bucket: str, prefix: str) -> Any:
     from airflow_provider_conpeek._compat import Asset
 
-    if not isinstance(bucket, str) or not bucket.strip() or "/" in bucket or ":" in bucket:
-        raise ConpeekConfigError(
-            f"s3_asset: bucket must be a bare bucket name such as 'contact-centre', got "
-            f"{bucket!r}. Put the path inside the bucket in prefix."
-        )
-    if "{{" in bucket or "{{" in prefix:
-        raise ConpeekConfigError(
-            f"s3_asset({bucket!r}, {prefix!r}): Airflow does not render templates in assets. "
-            "Give the fixed prefix the templated keys start with; each event's extra names "
-            "the rendered object."
-        )
     path = prefix.strip().strip("/")
-    uri = f"s3://{bucket.strip()}/{path}" if path else f"s3://{bucket.strip()}"
-    return Asset(uri)
+    return Asset(f"{scheme}://{bucket}/{path}" if path else f"{scheme}://{bucket}")
 
 
 def _uri(outlet: Any) -> str:
     return str(getattr(outlet, "uri", "") or "")
 
 
-def covers(outlet: Any, bucket: str, key: str) -> bool:
-    """Whether the S3 asset ``outlet`` is ``s3://bucket/key`` or a prefix of it."""
+def covers(outlet: Any, bucket: str, key: str, *, uri: str | None = None) -> bool:
+    """Whether the asset ``outlet`` is the object (``s3://bucket/key``, or ``uri``) or a
+    prefix of it."""
     prefix = _uri(outlet).rstrip("/")
-    target = f"s3://{bucket}/{key}"
+    target = uri or f"s3://{bucket}/{key}"
     return target == prefix or target.startswith(prefix + "/")
 
 
-def s3_outlets(outlets: Iterable[Any], bucket: str, key: str) -> list[Any]:
-    """The S3 outlets that receive this object's event; refuse one that does not contain it.
+def s3_outlets(
+    outlets: Iterable[Any], bucket: str, key: str, *, uri: str | None = None, hint: str = ""
+) -> list[Any]:
+    """The outlets of the object's store that receive this object's event (S3's, or the
+    scheme of ``uri``); refuse one that does not contain it.
 
     Outlets of other schemes (the user's own) are left alone: Airflow emits their events
     as usual, without our extra.
 
+    :param uri: the object's URI when it is not ``s3://bucket/key``.
+    :param hint: the asset function call to suggest (default: ``s3_asset(...)``).
     :raises ConpeekConfigError: naming the outlet and the object, before any request.
     """
+    target = uri or f"s3://{bucket}/{key}"
+    scheme = target.split("://", 1)[0] + "://"
     found = []
     for outlet in outlets or ():
-        uri = _uri(outlet)
-        if not uri.startswith("s3://"):
+        outlet_uri = _uri(outlet)
+        if not outlet_uri.startswith(scheme):
             continue
-        if not covers(outlet, bucket, key):
+        if not covers(outlet, bucket, key, uri=target):
             raise ConpeekConfigError(
-                f"The outlet {uri} does not contain s3://{bucket}/{key}, the object this task "
+                f"The outlet {outlet_uri} does not contain {target}, the object this task "
                 "writes: its asset events would point elsewhere. Use "
-                f"s3_asset({bucket!r}, <the fixed start of s3_key>) as the outlet."
+                f"{hint or f's3_asset({bucket!r}, <the fixed start of s3_key>)'} as the outlet."
             )
         found.append(outlet)
     return found
 
 
 def event_extra(
-    bucket: str, key: str, *, records: int, size: int, window: Mapping[str, str], version: str
+    bucket: str,
+    key: str,
+    *,
+    records: int,
+    size: int,
+    window: Mapping[str, str],
+    version: str,
+    uri: str | None = None,
 ) -> dict[str, Any]:
     """The ``extra`` of the asset event of one written object (JSON only).
 
@@ -112,7 +164,7 @@ def event_extra(
                     version="0.1.0")["uri"]  # 's3://b/k.jsonl.gz'
     """
     return {
-        "uri": f"s3://{bucket}/{key}",
+        "uri": uri or f"s3://{bucket}/{key}",
         "bucket": bucket,
         "key": key,
         "records": int(records),

@@ -22,6 +22,8 @@ from airflow_provider_conpeek.exceptions import (
     ConpeekPagingError,
 )
 from airflow_provider_conpeek.operators.voice_campaign_summary import (
+    VoiceCampaignSummaryToAzureBlobOperator,
+    VoiceCampaignSummaryToGCSOperator,
     VoiceCampaignSummaryToS3Operator,
 )
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule
@@ -231,22 +233,40 @@ def test_window_in_the_future_warns(
     assert "ends in the future" in caplog.text
 
 
-def test_constructor_arguments_match_template_fields() -> None:
-    op = VoiceCampaignSummaryToS3Operator(
-        task_id="t",
-        s3_bucket="{{ b }}",
-        s3_key="{{ k }}",
-        filters=[{"x": "{{ f }}"}],
-        date_property="{{ p }}",
-        window_start="{{ s }}",
-        window_end="{{ e }}",
-    )
+@pytest.mark.parametrize(
+    ("cls", "target"),
+    [
+        (VoiceCampaignSummaryToS3Operator, {"s3_bucket": "{{ b }}", "s3_key": "{{ k }}"}),
+        (VoiceCampaignSummaryToGCSOperator, {"bucket_name": "{{ b }}", "object_name": "{{ k }}"}),
+        (
+            VoiceCampaignSummaryToAzureBlobOperator,
+            {"container_name": "{{ b }}", "blob_name": "{{ k }}"},
+        ),
+    ],
+)
+def test_constructor_arguments_match_template_fields(cls: Any, target: dict[str, str]) -> None:
+    """Every template field is a constructor argument of the same name (the operator's own
+    or its shared base's), assigned as given: Airflow renders the attribute of that name."""
     import inspect
 
-    params = inspect.signature(VoiceCampaignSummaryToS3Operator.__init__).parameters
+    given = {
+        **target,
+        "filters": [{"x": "{{ f }}"}],
+        "date_property": "{{ p }}",
+        "window_start": "{{ s }}",
+        "window_end": "{{ e }}",
+    }
+    op = cls(task_id="t", **given)
+    params = {
+        name
+        for klass in cls.__mro__
+        if "__init__" in vars(klass)
+        for name in inspect.signature(vars(klass)["__init__"]).parameters
+    }
     for name in op.template_fields:
         assert name in params
-    assert (op.s3_bucket, op.s3_key, op.window_start) == ("{{ b }}", "{{ k }}", "{{ s }}")
+        if name in given:
+            assert getattr(op, name) == given[name]
 
 
 def test_operator_survives_dag_serialization() -> None:
