@@ -245,9 +245,7 @@ class Existing:
     write_id: str | None = None
 
     @classmethod
-    def from_metadata(
-        cls, version: str, metadata: Mapping[str, str], size: int | None
-    ) -> Existing:
+    def from_metadata(cls, version: str, metadata: Mapping[str, str], size: int | None) -> Existing:
         """What an object's version, user metadata and size say."""
         meta = normal_metadata(metadata)
         return cls(

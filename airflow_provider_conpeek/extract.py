@@ -204,9 +204,7 @@ class Extraction:
                 raise ExtractCancelled(KILLED.format(uri=self.dest.uri))
             out.path.unlink()  # only the Parquet file stays on disk while it uploads
         size = path.stat().st_size
-        version = self.dest.write(
-            path, self.stamp, records=out.records, content_type=content_type
-        )
+        version = self.dest.write(path, self.stamp, records=out.records, content_type=content_type)
         elapsed = time.monotonic() - started
         self.report(f"Wrote {self.dest.uri} ({size} bytes):", pages, out.records, elapsed)
         self.log.info("Requests: %d tries; %s", self.slots.stats.tries, self.slots.describe())

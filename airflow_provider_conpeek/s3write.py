@@ -99,9 +99,7 @@ class S3Destination(ObjectDestination):
         part_size: int = 8 * 1024 * 1024,
         cancel: threading.Event | None = None,
     ) -> None:
-        super().__init__(
-            f"s3://{bucket}/{key}", names=S3, credentials=credentials, cancel=cancel
-        )
+        super().__init__(f"s3://{bucket}/{key}", names=S3, credentials=credentials, cancel=cancel)
         self.client, self.bucket, self.key = client, bucket, key
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size

@@ -12,6 +12,9 @@ Measures, in one run (see docs/benchmarks.rst for what each part means):
 7. Adaptive concurrency: the naive loop against the defaults at 25 and 100 ms on 12,000
    and 3,000 records; a sandbox allowing 2 requests at once (429 beyond); one whose latency
    grows with load (4 at once, the others queue). Each row against its ceiling.
+8. Formats: the operator writing Parquet against gzip JSON Lines on 200,000 records (write
+   CPU, the conversion apart, object size, peak RSS, wall time), then DuckDB counting
+   records per ``project_id`` in each object, downloaded once to local files.
 
 The Conpeek sandbox runs as ``conpeek-sandbox`` processes; moto's S3 server and the Airflow
 home (environment only: the runs need no metadata DB) come from ``tests/harness.py``. Every
@@ -24,6 +27,7 @@ Example::
 
     .venv/bin/python dev/bench.py              # the full run (`make bench`), ~4-5 minutes
     .venv/bin/python dev/bench.py --quick      # smoke run: small sizes, prints only
+    .venv/bin/python dev/bench.py --only formats   # section 8 alone, merged into the files
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import bench_probes as probes
 import bench_render
-from bench_targets import evaluate
+from bench_targets import cpu_s, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 # The S3 server, the Airflow home and process handling are the tests' own (tests/harness.py).
@@ -135,22 +140,28 @@ class Bench:
         """One measured client in a fresh subprocess; checks what it wrote to S3.
 
         ``opts``: ``page_size``, ``concurrency``, ``max_concurrency`` (None: the operator's
-        defaults), ``profile``,
-        ``timeline``.
+        defaults), ``profile``, ``timeline``, ``stages`` (the conversion and the upload timed
+        apart), ``file_format`` (``"parquet"``: the operator writes a ``.parquet`` object),
+        ``keep`` (a local path: the object is saved there before it is deleted).
         """
         self.seq += 1
         key = f"bench/{self.seq:02d}-{mode}.jsonl" + (".gz" if mode == "operator" else "")
+        if opts.get("file_format") == "parquet":
+            key = f"bench/{self.seq:02d}-{mode}.parquet"
+            cmd_format = ["--file-format", "parquet"]
+        else:
+            cmd_format = []
         out = self.tmp / f"result-{self.seq:02d}.json"
         log = self.tmp / f"worker-{self.seq:02d}-{mode}.log"
         cmd = [sys.executable, str(WORKER), mode, "--out", str(out), "--bucket", BUCKET]
-        cmd += ["--key", key, "--start", DAY, "--end", NEXT_DAY]
+        cmd += ["--key", key, "--start", DAY, "--end", NEXT_DAY, *cmd_format]
         if mode == "naive":
             opts.setdefault("page_size", self.args.naive_page_size)
             cmd += ["--base-url", url, "--api-key", API_KEY, "--s3-endpoint", self.s3.endpoint_url]
         for name in ("page_size", "concurrency", "max_concurrency"):
             if opts.get(name) is not None:
                 cmd += [f"--{name.replace('_', '-')}", str(opts[name])]
-        for flag in ("profile", "timeline"):
+        for flag in ("profile", "timeline", "stages"):
             if opts.get(flag):
                 cmd.append(f"--{flag}")
         say(f"  {label}: {records:,} records ...")
@@ -171,7 +182,7 @@ class Bench:
             raise BenchError(f"{label} failed (exit {proc.returncode}):\n{log.read_text()[-3000:]}")
         result: dict[str, Any] = json.loads(out.read_text())
         result.update(label=label, expected=records, server=server_stats(server_log(url)[seen:]))
-        self._verify(result, key, records)
+        self._verify(result, key, records, keep=opts.get("keep"))
         cpu = result["cpu_user_s"] + result["cpu_sys_s"]
         say(
             f"    {result['wall_s']:.2f} s wall, {cpu:.2f} s CPU, "
@@ -179,8 +190,11 @@ class Bench:
         )
         return result
 
-    def _verify(self, result: dict[str, Any], key: str, expected: int) -> None:
-        """Right record count, object of the reported size, lines counted when small."""
+    def _verify(
+        self, result: dict[str, Any], key: str, expected: int, keep: Path | None = None
+    ) -> None:
+        """Right record count, object of the reported size, lines counted when small (a
+        Parquet object: its row count, always); saved to ``keep`` if given, then deleted."""
         label, client = result["label"], self.s3.client()
         if result["records"] != expected:
             raise BenchError(f"{label}: wrote {result['records']} records, expected {expected}")
@@ -188,14 +202,42 @@ class Bench:
         if head["ContentLength"] != result["bytes"]:
             raise BenchError(f"{label}: object is {head['ContentLength']} bytes, reported {result}")
         result["verified"] = "count, size"
-        if expected <= self.args.verify_limit:
+        if key.endswith(".parquet"):
+            body = self.s3.read(BUCKET, key)
+            result["sha256"] = hashlib.sha256(body).hexdigest()
+            meta = parquet_metadata(body)
+            result["parquet"] = meta
+            if meta["rows"] != expected:
+                raise BenchError(f"{label}: Parquet object has {meta['rows']} rows, not {expected}")
+            result["verified"] = "count, size, Parquet rows"
+        elif keep is not None or expected <= self.args.verify_limit:
             body = self.s3.read(BUCKET, key)
             result["sha256"] = hashlib.sha256(body).hexdigest()
             lines = (gzip.decompress(body) if key.endswith(".gz") else body).count(b"\n")
             if lines != expected:
                 raise BenchError(f"{label}: object has {lines} lines, expected {expected}")
             result["verified"] = "count, size, lines"
+        if keep is not None:
+            keep.write_bytes(body)
         client.delete_object(Bucket=BUCKET, Key=key)
+
+
+def parquet_metadata(body: bytes) -> dict[str, Any]:
+    """Rows, row groups and the columns' types of a Parquet file, from its footer."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(io.BytesIO(body))
+    return {
+        "rows": f.metadata.num_rows,
+        "row_groups": f.metadata.num_row_groups,
+        "largest_row_group": max(
+            (f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)),
+            default=0,
+        ),
+        "columns": {field.name: str(field.type) for field in f.schema_arrow},
+    }
 
 
 def server_log(url: str) -> list[dict[str, Any]]:
@@ -258,6 +300,56 @@ def measure_adaptive(bench: Bench, res: dict[str, Any]) -> None:
     res["adaptive"] = rows
 
 
+def measure_formats(bench: Bench, res: dict[str, Any]) -> None:
+    """Section 8: the operator writing gzip JSON Lines, then Parquet, from one warmed sandbox
+    with no latency; then DuckDB over both objects, downloaded to local files."""
+    a = bench.args
+    records = a.formats_records
+    started, load_before = time.monotonic(), probes.loadavg()
+    keep = {"jsonl": bench.tmp / "formats.jsonl.gz", "parquet": bench.tmp / "formats.parquet"}
+    with bench.sandbox(records, 0) as url:
+        endpoint = f"{url}/voice_campaign_request_summary"
+        warm = probes.warm_sandbox(endpoint, API_KEY, DAY, NEXT_DAY, records)
+        say(f"  sandbox warmed: {records:,} records served once in {warm:.1f} s")
+        runs = [
+            bench.run("gzip JSON Lines", "operator", url, records, stages=True, keep=keep["jsonl"]),
+            bench.run(
+                "Parquet",
+                "operator",
+                url,
+                records,
+                file_format="parquet",
+                stages=True,
+                keep=keep["parquet"],
+            ),
+        ]
+    jsonl, parquet = runs
+    convert = parquet["stages"]["convert"]
+    say(
+        f"    Parquet {parquet['bytes']:,} bytes vs gzip JSON Lines {jsonl['bytes']:,} bytes; "
+        f"conversion {convert['cpu_s']:.2f} of {cpu_s(parquet):.2f} CPU-s"
+    )
+    say(f"  DuckDB: records per project_id, median of {a.query_runs} runs each")
+    query = probes.duckdb_counts(keep["parquet"], keep["jsonl"], a.query_runs)
+    if query["records"] != records:
+        raise BenchError(f"DuckDB counted {query['records']} records, expected {records}")
+    say(
+        "    read_parquet {:.3f} s, read_ndjson {:.3f} s; {} groups, equal".format(
+            query["parquet"]["median_s"], query["jsonl_gz"]["median_s"], query["groups"]
+        )
+    )
+    res["formats"] = {
+        "records": records,
+        "warm_s": warm,
+        "runs": runs,
+        "query": query,
+        "pyarrow": version("pyarrow"),
+        "load_before": load_before,
+        "load_after": probes.loadavg(),
+        "elapsed_s": time.monotonic() - started,
+    }
+
+
 def measure(bench: Bench, res: dict[str, Any]) -> None:
     """Every section, in order, into ``res``."""
     a = bench.args
@@ -303,6 +395,31 @@ def measure(bench: Bench, res: dict[str, Any]) -> None:
     say("7. Adaptive concurrency")
     measure_adaptive(bench, res)
 
+    say(f"8. Formats: Parquet and gzip JSON Lines, {a.formats_records:,} records (no latency)")
+    measure_formats(bench, res)
+
+
+SECTIONS = {"formats": (measure_formats, ("formats_records", "query_runs"))}
+"""What ``--only`` runs alone: the function, and its settings (its results and settings
+replace the section's in the committed files, the other sections' are kept)."""
+
+
+def merge_section(path: Path, res: dict[str, Any], section: str) -> dict[str, Any]:
+    """The results in ``path`` with ``section`` (and its settings) from ``res``; the section
+    notes the command, machine and sandboxes it was measured with."""
+    if not path.exists():
+        return res
+    merged: dict[str, Any] = json.loads(path.read_text())
+    merged[section] = {
+        **res[section],
+        "command": res["command"],
+        "machine": res["machine"],
+        "servers": res.get("servers", {}),
+    }
+    for name in SECTIONS[section][1]:
+        merged.setdefault("settings", {})[name] = res["settings"][name]
+    return merged
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -320,6 +437,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile-records", type=int, default=100_000, help="cProfile run")
     p.add_argument("--adaptive-records", type=int, nargs="+", default=[12_000, 3_000])
     p.add_argument("--adaptive-latencies", type=float, nargs="+", default=[25.0, 100.0])
+    p.add_argument("--formats-records", type=int, default=200_000, help="section 8")
+    p.add_argument("--query-runs", type=int, default=5, help="DuckDB runs per query (median)")
     p.add_argument("--import-runs", type=int, default=5)
     p.add_argument("--sandbox-requests", type=int, default=300)
     p.add_argument("--worker-timeout", type=float, default=900.0, help="seconds per run")
@@ -327,6 +446,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", help=f"results (default {DEFAULT_JSON.relative_to(ROOT)})")
     p.add_argument("--rst", help=f"rendered (default {bench_render.DEFAULT_RST.relative_to(ROOT)})")
     p.add_argument("--quick", action="store_true", help="smoke run: small sizes, prints only")
+    p.add_argument(
+        "--only",
+        choices=sorted(SECTIONS),
+        help="run this section alone; its results replace the section's in --json (the "
+        "others' are kept) and --rst is rendered again",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.records = min(args.records, 3_000)
@@ -336,6 +461,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.import_runs = min(args.import_runs, 2)
         args.adaptive_records = [min(args.adaptive_records), 1_000]
         args.adaptive_latencies = [min(args.adaptive_latencies)]
+        args.formats_records = min(args.formats_records, 5_000)
+        args.query_runs = min(args.query_runs, 2)
     if args.naive_large is None:
         args.naive_large = args.memory_large
     if not args.quick:  # the committed files, unless told otherwise
@@ -365,7 +492,11 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             bench = Bench(args, stack)
             say(f"Temp dir {bench.tmp}; S3 server at {bench.s3.endpoint_url}")
-            measure(bench, res)
+            if args.only:
+                say(f"Only the section {args.only!r}")
+                SECTIONS[args.only][0](bench, res)
+            else:
+                measure(bench, res)
             res["servers"] = bench.servers
     except (RuntimeError, TimeoutError) as exc:  # BenchError, a server that died or hung
         say(f"FAILED: {exc}")
@@ -376,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in evaluate(res):
         print(f"{'PASS' if t['pass'] else 'FAIL'}  {t['target']}: {t['measured']}")
     if args.json:
+        if args.only:
+            res = merge_section(Path(args.json), res, args.only)
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
         say(f"Wrote {args.json}")
     if args.json and args.rst:

@@ -4,6 +4,9 @@
 * :func:`sandbox_latency`: sequential keep-alive requests to a running sandbox.
 * :func:`paging_speed`: the provider's paging over an in-memory source that sleeps per
   request, one request at a time and with several in flight.
+* :func:`warm_sandbox`: serve a window once, so that no measured run pays for generating it.
+* :func:`duckdb_counts`: DuckDB counting records per ``project_id`` in a Parquet and a gzip
+  JSON Lines file of the same records, timed; the two count tables must be equal.
 * :func:`machine`, :func:`loadavg`.
 """
 
@@ -137,6 +140,82 @@ def paging_speed(
         "sequential": timed(1),
         "concurrent": timed(concurrency),
     }
+
+
+def warm_sandbox(endpoint: str, api_key: str, start: str, end: str, records: int) -> float:
+    """Fetch the window ``[start, end)`` once in pages of 10,000; returns the seconds taken.
+
+    The sandbox generates (and caches, up to 200,000) each record when first served, on the
+    same cores as the client: warmed, the runs that follow find the same server.
+    """
+    import requests
+
+    window = json.dumps(
+        [
+            {"property": "created_date", "operator": "gte", "value": f"{start} 00:00:00"},
+            {"property": "created_date", "operator": "lt", "value": f"{end} 00:00:00"},
+        ]
+    )
+    t0 = time.perf_counter()
+    with requests.Session() as session:
+        session.headers["Authorization"] = api_key
+        for offset in range(0, records, 10_000):
+            params: dict[str, Any] = {"limit": 10_000, "offset": offset, "filter": window}
+            session.get(endpoint, params=params, timeout=300).raise_for_status()
+    return time.perf_counter() - t0
+
+
+def duckdb_counts(parquet: Path, jsonl_gz: Path, runs: int = 5) -> dict[str, Any]:
+    """Records per ``project_id`` with DuckDB over both files, each query ``runs`` times.
+
+    Every run is a fresh in-memory connection (no cached metadata or results; the files
+    themselves are in the OS page cache after the first). ``project_id`` is read as
+    ``VARCHAR`` on both sides: cast from the Parquet column, pinned by ``columns=`` on the
+    JSON side, so that type inference cannot make the two tables differ. Raises if they do.
+    """
+    import duckdb
+
+    queries = {  # the file's path is the parameter
+        "parquet": (
+            "SELECT CAST(project_id AS VARCHAR) AS project_id, count(*) AS n "
+            "FROM read_parquet(?) GROUP BY 1 ORDER BY 1"
+        ),
+        "jsonl_gz": (
+            "SELECT project_id, count(*) AS n FROM read_ndjson(?, "
+            "columns={'project_id': 'VARCHAR'}, compression='gzip') GROUP BY 1 ORDER BY 1"
+        ),
+    }
+    files = {"parquet": parquet, "jsonl_gz": jsonl_gz}
+    out: dict[str, Any] = {"duckdb": duckdb.__version__, "runs": runs, "queries": queries}
+    tables: dict[str, list[tuple[Any, ...]]] = {}
+    for name, sql in queries.items():
+        times = []
+        for _ in range(runs):
+            con = duckdb.connect()
+            try:
+                t0 = time.perf_counter()
+                rows = con.execute(sql, [str(files[name])]).fetchall()
+                times.append(time.perf_counter() - t0)
+                threads = con.execute("SELECT current_setting('threads')").fetchone()
+            finally:
+                con.close()
+            if tables.setdefault(name, rows) != rows:
+                raise RuntimeError(f"DuckDB: {name} gave different counts from one run to the next")
+        out[name] = {
+            "bytes": files[name].stat().st_size,
+            "times_s": times,
+            "median_s": statistics.median(times),
+        }
+        out["threads"] = threads[0] if threads else None
+    if tables["parquet"] != tables["jsonl_gz"]:
+        raise RuntimeError(
+            "DuckDB: records per project_id differ between the Parquet and the JSON Lines "
+            f"object: {tables['parquet'][:5]} vs {tables['jsonl_gz'][:5]}"
+        )
+    out["groups"] = len(tables["parquet"])
+    out["records"] = sum(n for _project, n in tables["parquet"])
+    out["equal"] = True
+    return out
 
 
 def machine() -> dict[str, str]:

@@ -36,8 +36,8 @@ def table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def code(lines: list[str]) -> list[str]:
-    return [".. code-block:: sh", "", *(f"   {line}" for line in lines), ""]
+def code(lines: list[str], language: str = "sh") -> list[str]:
+    return [f".. code-block:: {language}", "", *(f"   {line}" for line in lines), ""]
 
 
 def mb(x: float) -> str:
@@ -326,6 +326,151 @@ def timeline(res: dict[str, Any]) -> list[str]:
     ]
 
 
+def formats(res: dict[str, Any]) -> list[str]:
+    f = res.get("formats")
+    if not f:
+        return []
+    jsonl, parquet = f["runs"]
+    q = f["query"]
+
+    def stage(r: dict[str, Any], name: str) -> str:
+        st = r.get("stages", {}).get(name)
+        return f"{st['cpu_s']:.2f} ({st['wall_s']:.2f})" if st else "--"
+
+    write = [
+        [
+            r["label"],
+            f"{r['wall_s']:.2f}",
+            f"{cpu_s(r):.2f}",
+            stage(r, "convert"),
+            stage(r, "upload"),
+            f"{cpu_rate(r):,.0f}",
+        ]
+        for r in (jsonl, parquet)
+    ]
+    footprint = [
+        [
+            r["label"],
+            f"{r['bytes']:,}",
+            f"{r['bytes'] / jsonl['bytes']:.0%}",
+            f"{r['bytes'] / r['records']:.1f}",
+            mb(r["baseline_rss_mb"]),
+            mb(r["stages"]["convert"]["peak_rss_before_mb"])
+            if "convert" in r.get("stages", {})
+            else "--",
+            mb(r["peak_rss_mb"]),
+        ]
+        for r in (jsonl, parquet)
+    ]
+    meta = parquet["parquet"]
+    imp = parquet.get("format_imports")
+    imports_note = (
+        [
+            "Not in these CPU figures (imports never are): what the Parquet path loads first, "
+            "pyarrow"
+            + (
+                " and pandas (pyarrow imports it on its first ``pa.array()``)"
+                if imp["pandas"]
+                else ""
+            )
+            + f": {imp['cpu_s']:.2f} CPU-s ({imp['wall_s']:.2f} s wall) and "
+            f"{imp['rss_mb']:,.0f} MB of RSS, which the *RSS after imports* column below includes. "
+            "A task process pays them once, on its first Parquet extract.",
+            "",
+        ]
+        if imp
+        else []
+    )
+    cols = ", ".join(f"``{name}`` {kind}" for name, kind in meta["columns"].items())
+    base = q["parquet"]["median_s"]
+    reads = [
+        [
+            f"``{reader}``",
+            f"{q[name]['bytes']:,}",
+            f"{q[name]['median_s']:.3f}",
+            _runs(q[name]["times_s"], 3),
+            f"{q[name]['median_s'] / base:.1f}x" if base > 0 else "--",
+        ]
+        for name, reader in (("parquet", "read_parquet"), ("jsonl_gz", "read_ndjson"))
+    ]
+    out = [
+        *heading("8. Formats: Parquet and gzip JSON Lines"),
+        f"{f['records']:,} records in one daily window, no added latency, the sandbox warmed "
+        f"(every record served once before, {f['warm_s']:.1f} s); the operator with its "
+        "defaults, end to end into S3, once with a ``.jsonl.gz`` key and once with "
+        f'``file_format="parquet"`` (pyarrow {f["pyarrow"]}). CPU is user+sys of the '
+        "client process for the whole extract; *conversion* and *upload* are the process's CPU "
+        "seconds (wall seconds in brackets) while ``jsonl_to_parquet`` and the upload ran, "
+        "paging being over by then.",
+        "",
+        *table(
+            [
+                "format",
+                "wall s",
+                "CPU s",
+                "of which conversion CPU s (wall)",
+                "upload CPU s (wall)",
+                "records per CPU-second",
+            ],
+            write,
+        ),
+        *imports_note,
+        "The objects and the footprint of the same runs (*peak before conversion*: ``VmHWM`` "
+        "when the conversion starts, i.e. after paging):",
+        "",
+        *table(
+            [
+                "format",
+                "object bytes",
+                "vs JSON Lines",
+                "bytes per record",
+                "RSS after imports MB",
+                "peak before conversion MB",
+                "peak RSS MB",
+            ],
+            footprint,
+        ),
+        f"Both objects checked: {jsonl['records']:,} lines in the JSON Lines object; the "
+        f"Parquet footer says {meta['rows']:,} rows in {meta['row_groups']} row groups (largest "
+        f"{meta['largest_row_group']:,}). Its columns: {cols}.",
+        "",
+        f"Then DuckDB {q['duckdb']} ({q['threads']} threads) counts records per "
+        "``project_id`` in each object, downloaded once to a local file, each query "
+        f"{q['runs']} times on a fresh in-memory connection (the file in the OS page cache "
+        "after the first run); ``project_id`` is ``VARCHAR`` on both sides, so the two "
+        f"count tables can be compared: equal, {q['groups']} groups, {q['records']:,} records.",
+        "",
+        *table(["reader", "file bytes", "median s", "runs s", "vs read_parquet"], reads),
+        "The queries (``?``: the local file):",
+        "",
+        *code([q["queries"]["parquet"], q["queries"]["jsonl_gz"]], "text"),
+    ]
+    if f.get("command"):
+        servers = [f"# {name}\n{cmd}" for name, cmd in f.get("servers", {}).items()]
+        out += [
+            f"This section was measured on its own (load average at start: "
+            f"{f['load_before']}; at end: {f['load_after']}; {f['elapsed_s']:.0f} s), with "
+            "its own sandbox:",
+            "",
+            *code([f["command"], *"\n".join(servers).splitlines()]),
+        ]
+    return out
+
+
+SECTIONS = (
+    (throughput, "throughput"),
+    (memory, "memory"),
+    (cpu, "profile"),
+    (imports, "imports"),
+    (sandbox, "sandbox"),
+    (paging, "paging"),
+    (adaptive, "adaptive"),
+    (timeline, "timeline"),
+    (formats, "formats"),
+)
+"""The sections in order, each with its key in the results (absent: not rendered)."""
+
+
 def render(res: dict[str, Any]) -> str:
     parts = [
         [
@@ -333,21 +478,9 @@ def render(res: dict[str, Any]) -> str:
             "   Do not edit by hand.",
             "",
         ],
-        *(
-            f(res)
-            for f in (
-                targets,
-                machine,
-                throughput,
-                memory,
-                cpu,
-                imports,
-                sandbox,
-                paging,
-                adaptive,
-                timeline,
-            )
-        ),
+        targets(res),
+        machine(res),
+        *(f(res) for f, key in SECTIONS if key in res),
     ]
     return "\n".join(line for part in parts for line in part).rstrip() + "\n"
 

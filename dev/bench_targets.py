@@ -19,6 +19,8 @@ TARGET_EXTRACT_SLACK = 1.5  # the same for the operator's extract at 25 ms (c)
 TARGET_ADAPTIVE_SPEEDUP = 5.0  # defaults over the naive loop, 25 ms, largest window
 TARGET_REFUSED_SHARE = 0.10  # 429s among requests, 2-at-once server
 TARGET_CEILING_SHARE = 0.70  # of what 2 at once allow
+TARGET_PARQUET_RSS_MB = 350.0  # Parquet extract's peak RSS over the gzip JSON Lines one's:
+# converting one row group (50,000 records) costs about 250-300 MB, whatever the window
 
 
 def cpu_s(r: dict[str, Any]) -> float:
@@ -62,6 +64,12 @@ def _row(target: str, measured: str, ok: bool) -> dict[str, Any]:
 
 
 def evaluate(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every target whose section is in ``res`` (``dev/bench.py --only`` measures one)."""
+    out = _core_targets(res) if "throughput" in res else []
+    return out + formats_targets(res)
+
+
+def _core_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     latency = res["settings"]["latency_ms"]
     a, _b, c = res["throughput"]
@@ -187,4 +195,40 @@ def adaptive_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
                 b["sha256"] == c["sha256"],
             )
         )
+    return out
+
+
+def formats_targets(res: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 17's (section 8): Parquet smaller than gzip JSON Lines, its extract's peak RSS
+    close to the JSON Lines one's, and DuckDB's counts equal over both. No speed targets."""
+    f = res.get("formats")
+    if not f:
+        return []
+    jsonl, parquet = f["runs"]
+    n = f"{f['records']:,} records"
+    out = [
+        _row(
+            f"Parquet object smaller than the gzip JSON Lines object ({n})",
+            f"{parquet['bytes']:,} vs {jsonl['bytes']:,} bytes "
+            f"({parquet['bytes'] / jsonl['bytes']:.0%})",
+            parquet["bytes"] < jsonl["bytes"],
+        )
+    ]
+    diff = parquet["peak_rss_mb"] - jsonl["peak_rss_mb"]
+    out.append(
+        _row(
+            f"Parquet extract's peak RSS within {TARGET_PARQUET_RSS_MB:g} MB of the gzip JSON "
+            f"Lines extract's ({n}; the conversion holds one row group)",
+            f"{diff:+.0f} MB ({jsonl['peak_rss_mb']:.0f} -> {parquet['peak_rss_mb']:.0f} MB)",
+            diff <= TARGET_PARQUET_RSS_MB,
+        )
+    )
+    q = f["query"]
+    out.append(
+        _row(
+            "DuckDB: the same records per ``project_id`` from both objects",
+            f"{q['groups']} groups, {q['records']:,} records, equal",
+            bool(q["equal"]) and q["records"] == f["records"],
+        )
+    )
     return out

@@ -6,7 +6,10 @@ Modes:
   sequential, every record kept in a list, then one ``boto3`` ``put_object`` of the JSON
   Lines body (uncompressed).
 * ``operator`` -- ``VoiceCampaignSummaryToS3Operator.execute()`` outside a DAG; the
-  connections come from ``AIRFLOW_CONN_*`` env vars (no metadata DB).
+  connections come from ``AIRFLOW_CONN_*`` env vars (no metadata DB). ``--file-format
+  parquet`` writes Parquet (pyarrow is then imported before the run); with ``--stages`` the
+  conversion to Parquet and the upload are timed apart (wall and process CPU seconds of
+  each, and the peak RSS when each starts and ends).
 
 Everything the measured path imports is imported first, then the baseline RSS is read; the
 run itself is timed (wall and process CPU, user+sys, all threads) and the process's peak RSS
@@ -18,6 +21,8 @@ Example::
 
     python dev/bench_worker.py operator --out r.json --bucket b --key k.jsonl.gz \\
         --start 2026-01-01 --end 2026-01-02 --concurrency 1
+    python dev/bench_worker.py operator --out r.json --bucket b --key k.parquet \\
+        --start 2026-01-01 --end 2026-01-02 --file-format parquet
 """
 
 from __future__ import annotations
@@ -110,6 +115,11 @@ def prepare_operator(args: argparse.Namespace) -> Any:
     )
 
     kwargs: dict[str, Any] = {}
+    if args.file_format == "parquet":
+        FORMAT_IMPORTS.update(import_parquet())
+        kwargs["file_format"] = "parquet"
+    if args.stages:
+        install_stages()
     if args.page_size is not None:
         kwargs["page_size"] = args.page_size
     if args.concurrency is not None:
@@ -143,6 +153,9 @@ def prepare_operator(args: argparse.Namespace) -> Any:
             "records": result["records"],
             "bytes": result["bytes"],
             "pages": result["pages"],
+            "file_format": args.file_format,
+            **({"format_imports": FORMAT_IMPORTS} if FORMAT_IMPORTS else {}),
+            **({"stages": STAGE_TIMES} if STAGE_TIMES else {}),
             "limit": {
                 "adaptive": slots.adaptive,
                 "maximum": slots.maximum,
@@ -152,6 +165,68 @@ def prepare_operator(args: argparse.Namespace) -> Any:
         }
 
     return run
+
+
+FORMAT_IMPORTS: dict[str, Any] = {}
+
+
+def import_parquet() -> dict[str, Any]:
+    """What the conversion loads, imported before the baseline like the rest; its cost is
+    reported apart: pyarrow, and pandas, which pyarrow imports (when installed, as with
+    Airflow) the first time ``pa.array()`` converts a Python sequence."""
+    rss0, (u0, s0), t0 = proc_status_mb()["VmRSS"], cpu_seconds(), time.perf_counter()
+    import pyarrow as pa
+    import pyarrow.parquet
+
+    import airflow_provider_conpeek.parquet  # noqa: F401
+
+    pa.array([0])
+    (u1, s1), t1 = cpu_seconds(), time.perf_counter()
+    return {
+        "wall_s": t1 - t0,
+        "cpu_s": (u1 - u0) + (s1 - s0),
+        "rss_mb": proc_status_mb()["VmRSS"] - rss0,
+        "pandas": "pandas" in sys.modules,
+    }
+
+
+# -- stages of a Parquet extract: conversion and upload apart ------------------------------------
+
+STAGE_TIMES: dict[str, dict[str, float]] = {}
+
+
+def install_stages() -> None:
+    """Time the conversion to Parquet and the upload: wall and process CPU seconds (paging
+    is over and Conpeek's client closed by then, so the process's CPU is the stage's), and the
+    peak RSS (``VmHWM``) when each starts and ends."""
+    import functools
+
+    import airflow_provider_conpeek.parquet as parquet_module
+    import airflow_provider_conpeek.s3write as s3write
+
+    def wrap(owner: Any, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            hwm0 = proc_status_mb()["VmHWM"]
+            (u0, s0), t0 = cpu_seconds(), time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                (u1, s1), t1 = cpu_seconds(), time.perf_counter()
+                STAGE_TIMES[stage] = {
+                    "wall_s": t1 - t0,
+                    "cpu_s": (u1 - u0) + (s1 - s0),
+                    "peak_rss_before_mb": hwm0,
+                    "peak_rss_after_mb": proc_status_mb()["VmHWM"],
+                }
+
+        setattr(owner, name, timed)
+
+    # extract.py imports jsonl_to_parquet from the module when it converts: patched there.
+    wrap(parquet_module, "jsonl_to_parquet", "convert")
+    wrap(s3write.S3Destination, "write", "upload")
 
 
 # -- timeline: where a short extract's wall time goes ---------------------------------------------
@@ -350,14 +425,20 @@ def main() -> int:
     p.add_argument("--page-size", type=int, default=None, help="default: the operator's")
     p.add_argument("--concurrency", type=int, default=None, help="default: the operator's")
     p.add_argument("--max-concurrency", type=int, default=None, help="default: the operator's")
+    p.add_argument(
+        "--file-format", choices=("jsonl", "parquet"), default="jsonl", help="operator only"
+    )
     p.add_argument("--base-url", default=None, help="naive: Conpeek base URL")
     p.add_argument("--api-key", default=None, help="naive: API key")
     p.add_argument("--s3-endpoint", default=None, help="naive: S3 endpoint URL")
     p.add_argument("--profile", action="store_true", help="run under cProfile (CPU clock)")
     p.add_argument("--timeline", action="store_true", help="operator: time each stage")
+    p.add_argument("--stages", action="store_true", help="operator: time conversion, upload")
     args = p.parse_args()
     if args.mode == "naive" and args.page_size is None:
         args.page_size = 100
+    if args.mode == "naive" and args.file_format != "jsonl":
+        p.error("--file-format is the operator's")
 
     run = prepare_naive(args) if args.mode == "naive" else prepare_operator(args)
     if args.timeline:

@@ -19,8 +19,9 @@ import pytest
 from harness import AirflowHome, S3Server
 from hypothesis import HealthCheck, settings
 
-# The sandbox fixtures are opt-in, as they are for users (see docs/sandbox.rst).
-pytest_plugins = ["airflow_provider_conpeek.testing.pytest_plugin"]
+# The sandbox fixtures are opt-in, as they are for users (see docs/sandbox.rst); the GCS
+# and Azure servers' fixtures live beside their servers.
+pytest_plugins = ["airflow_provider_conpeek.testing.pytest_plugin", "gcs_server", "azurite_server"]
 
 # Hypothesis: no deadline and no too_slow health check (a fresh clone has no example
 # database and a loaded 2-core machine is slow); derandomized under CI, so a CI run is

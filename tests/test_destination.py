@@ -419,7 +419,9 @@ def test_a_resent_write_that_had_landed_is_this_extracts_own(
     path = tmp_path / "records.jsonl.gz"
     path.write_bytes(gzip.compress(b'{"id": 1}\n'))
     first = dest.write(path, stamp, records=1, content_type="application/x-ndjson")
-    assert dest.write(path, stamp, records=1, content_type="application/x-ndjson") == first  # the "resend"
+    assert (
+        dest.write(path, stamp, records=1, content_type="application/x-ndjson") == first
+    )  # the "resend"
     other = S3Destination(s3_server.client(), s3_bucket, KEY)  # another extract: refused
     with pytest.raises(ConpeekConfigError, match="replace=False"):
         other.prepare(stamp, replace=False)
