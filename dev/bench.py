@@ -25,7 +25,7 @@ temporary directory started here is stopped or removed on exit, failures and Ctr
 
 Example::
 
-    .venv/bin/python dev/bench.py              # the full run (`make bench`), ~4-5 minutes
+    .venv/bin/python dev/bench.py              # the full run (`make bench`), ~5 minutes
     .venv/bin/python dev/bench.py --quick      # smoke run: small sizes, prints only
     .venv/bin/python dev/bench.py --only formats   # section 8 alone, merged into the files
 """
