@@ -52,14 +52,13 @@ from airflow_provider_conpeek import __version__
 from airflow_provider_conpeek.destination import AZURE, Existing, WriteCondition
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.objectwrite import (
-    ExtractCancelled,
     FilePart,
     ObjectDestination,
     Refusal,
     capital,
 )
 
-__all__ = ["AzureBlobDestination", "ExtractCancelled", "wasb_service"]
+__all__ = ["AzureBlobDestination", "wasb_service"]
 
 log = logging.getLogger(__name__)
 

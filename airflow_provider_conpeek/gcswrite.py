@@ -45,14 +45,13 @@ from typing import Any
 from airflow_provider_conpeek.destination import GCS, Existing, WriteCondition
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.objectwrite import (
-    WRITE_ID,
     ExtractCancelled,
     ObjectDestination,
     Refusal,
     capital,
 )
 
-__all__ = ["WRITE_ID", "ExtractCancelled", "GCSDestination", "gcs_client"]
+__all__ = ["GCSDestination", "gcs_client", "generation_args"]
 
 log = logging.getLogger(__name__)
 

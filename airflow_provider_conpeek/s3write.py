@@ -36,15 +36,13 @@ from typing import Any
 from airflow_provider_conpeek.destination import S3, Existing, WriteCondition
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.objectwrite import (
-    WRITE_ID,
-    ExtractCancelled,
     FilePart,
     ObjectDestination,
     Refusal,
     capital,
 )
 
-__all__ = ["WRITE_ID", "ExtractCancelled", "FilePart", "S3Destination", "s3_hook"]
+__all__ = ["S3Destination", "put_args", "s3_hook"]
 
 log = logging.getLogger(__name__)
 

@@ -617,7 +617,7 @@ def test_multipart_object_holds_every_record_streamed_part_by_part(
 
 
 def test_file_part_reads_seeks_and_rewinds_within_its_bounds(tmp_path: Path) -> None:
-    from airflow_provider_conpeek.s3write import FilePart
+    from airflow_provider_conpeek.objectwrite import FilePart
 
     path = tmp_path / "data"
     path.write_bytes(bytes(range(256)) * 4)  # 1024 bytes

@@ -75,6 +75,7 @@ _COMMON_PARAMS = """\
         never another window's object nor one without the provider's metadata. ``False``:
         never overwrite. ``"always"``: overwrite whatever the key holds. Checked before any
         request, and enforced by the write's precondition.
+
 """
 
 
