@@ -43,6 +43,8 @@ from typing import IO, Any
 
 ROW_GROUP_RECORDS = 50_000
 """Records per row group: large enough for fast scans, small enough for flat memory."""
+SLICE_RECORDS = 5_000
+"""Records parsed at once while a row group is built (bounds the Python objects alive)."""
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 3
 EXACT_DOUBLE = 2**53
@@ -170,15 +172,22 @@ def jsonl_to_parquet(
         compression_level=COMPRESSION_LEVEL,
         write_statistics=True,
     ) as writer:
-        for batch in _batches(source, row_group_records):
+        batches: list[Any] = []
+        for records, ends_group in _slices(source, row_group_records):
             if cancel is not None and cancel.is_set():
-                break
+                return written
+            # A row group is built a slice at a time, in Arrow's compact columns: only one
+            # slice of parsed records (Python dicts) is alive at once, not the whole group.
             arrays = [
-                pa.array([conv(r.get(name)) for r in batch], type=field.type)
+                pa.array([conv(r.get(name)) for r in records], type=field.type)
                 for name, conv, field in zip(names, convert, schema, strict=True)
             ]
-            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-            written += len(batch)
+            batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+            if ends_group:
+                table = pa.Table.from_batches(batches, schema=schema)
+                writer.write_table(table, row_group_size=table.num_rows)  # one row group
+                written += table.num_rows
+                batches = []
         if written == 0:  # an empty window: a valid file with the schema and no rows
             writer.write_table(schema.empty_table())
     return written
@@ -201,19 +210,27 @@ def _converter(column_type: str) -> Any:
     return lambda v: v
 
 
-def _batches(source: Path, size: int) -> Iterator[list[dict[str, Any]]]:
+def _slices(source: Path, group_size: int) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """The records of ``source`` in slices of at most :data:`SLICE_RECORDS`, each with
+    whether it ends a row group of ``group_size`` records (or the file)."""
     raw: IO[bytes] = (
         gzip.GzipFile(source, "rb")  # type: ignore[assignment]
         if source.name.endswith(".gz")
         else open(source, "rb")  # noqa: SIM115 - closed by the with below
     )
     with raw:
-        batch: list[dict[str, Any]] = []
+        records: list[dict[str, Any]] = []
+        in_group = 0
         for line in raw:
-            if line.strip():
-                batch.append(json.loads(line))
-                if len(batch) == size:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
+            if not line.strip():
+                continue
+            records.append(json.loads(line))
+            in_group += 1
+            if in_group == group_size:
+                yield records, True
+                records, in_group = [], 0
+            elif len(records) == SLICE_RECORDS:
+                yield records, False
+                records = []
+        if records or in_group:
+            yield records, True

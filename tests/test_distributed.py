@@ -41,6 +41,7 @@ from distributed import (
     split_interval,
 )
 from harness import S3Server
+from processes import wait_for
 
 from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
 
@@ -194,8 +195,17 @@ def test_backfill_on_two_celery_workers(
         base = _task_log(cluster.home.path / "logs", run["dag_run_id"], SENSOR_ID)
         trigger_logs = sorted(base.parent.glob(f"{base.name}.trigger.*.log"))
         assert len(trigger_logs) == 1, f"{run['dag_run_id']}: trigger logs {trigger_logs}"
-        fired = [r for r in _json_lines(trigger_logs[0]) if r.get("event") == TRIGGER_FIRED]
-        assert len(fired) == 1, trigger_logs[0].read_text()[-2000:]
+
+        def fired_lines(path: Path = trigger_logs[0]) -> list[dict[str, Any]]:
+            return [r for r in _json_lines(path) if r.get("event") == TRIGGER_FIRED]
+
+        # The triggerer may write the line after the task already resumed (its log file is
+        # written on its own schedule): wait for it, within a bound.
+        try:
+            fired = wait_for(f"{TRIGGER_FIRED!r} in {trigger_logs[0]}", fired_lines, 60)
+        except TimeoutError:
+            pytest.fail(trigger_logs[0].read_text()[-2000:])
+        assert len(fired) == 1, fired
         assert "'status': 'success'" in fired[0]["result"], fired
 
     # The split example on the same deployment: unpaused (catchup off), the scheduler runs

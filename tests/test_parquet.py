@@ -90,6 +90,24 @@ def test_same_records_same_bytes_and_an_empty_window_is_a_valid_file(tmp_path: P
     assert pq.read_table(empty).num_rows == 0
 
 
+@pytest.mark.parametrize("slice_records", [1, 7, 100, 300, 5000])
+def test_row_groups_do_not_depend_on_how_records_are_sliced_while_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slice_records: int
+) -> None:
+    """Each row group is built from slices of parsed records (memory); the slices, whether
+    they divide a row group or not, change nothing in the file."""
+    from airflow_provider_conpeek import parquet
+
+    records = [{"id": i, "project_id": f"p{i % 3}", "n": i / 7} for i in range(1000)]
+    _, reference = convert(tmp_path / "ref", records, row_group_records=300)
+    monkeypatch.setattr(parquet, "SLICE_RECORDS", slice_records)
+    _, sliced = convert(tmp_path / "sliced", records, row_group_records=300)
+    assert sliced.read_bytes() == reference.read_bytes()
+    meta = pq.ParquetFile(sliced).metadata
+    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert groups == [300, 300, 300, 100]
+
+
 def test_duckdb_reads_the_parquet_and_the_json_lines_alike(tmp_path: Path) -> None:
     import duckdb
 

@@ -239,7 +239,17 @@ def test_three_scheduled_runs_defer_and_extract(
         ti = _task_instance(home, run["dag_run_id"], sensor_id)
         assert ti["state"] == "success"
         assert ti["try_number"] == 1, ti  # resumed after the deferral, not retried
-        events, trigger_logs = _sensor_logs(home, run["dag_run_id"], sensor_id)
+
+        # The triggerer writes its log file on its own schedule, possibly after the task
+        # resumed: wait (bounded) until the fired line is there.
+        def fired_logged(dag_run_id: str = run["dag_run_id"]) -> Any:
+            found = _sensor_logs(home, dag_run_id, sensor_id)
+            return found if any(e["event"] == TRIGGER_FIRED for t in found[1] for e in t) else None
+
+        try:
+            events, trigger_logs = wait_for("the trigger's fired line", fired_logged, 60)
+        except TimeoutError:
+            events, trigger_logs = _sensor_logs(home, run["dag_run_id"], sensor_id)
         paused = [i for i, e in enumerate(events) if e.startswith("Pausing task as DEFERRED")]
         assert len(paused) == 1, events
         # ...and the same try resumed in a worker (execute_complete) after the trigger fired.
