@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,14 @@ def s3_bucket(s3_server: S3Server, request: pytest.FixtureRequest) -> str:
     """A fresh, empty bucket for one test."""
     name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50]
     return s3_server.fresh_bucket(name.strip("-") + f"-{os.getpid() % 1000}")
+
+
+@pytest.fixture
+def tmpdir_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Route the operator's temporary files into a directory the test can inspect (with
+    ``harness.temp_leftovers``)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture

@@ -266,3 +266,13 @@ class AirflowHome:
     def logs_tail(self, chars: int = 3000) -> str:
         """The end of every process's log, for failure messages."""
         return "\n".join(f"===== {p.name} ({p.log}) =====\n{p.tail(chars)}" for p in self.processes)
+
+
+def temp_leftovers(tmp: Path) -> list[Path]:
+    """What an operator left in the temp dir ``tmp`` (the ``tmpdir_watch`` fixture): anything
+    but the provider's own (empty) directory, and whatever is inside that."""
+    from airflow_provider_conpeek import tempfiles
+
+    root = tempfiles.root_dir()
+    assert root.parent == tmp
+    return [p for p in tmp.iterdir() if p != root] + (list(root.iterdir()) if root.exists() else [])

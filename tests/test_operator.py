@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from typing import Any
 import pendulum
 import pytest
 from airflow_compat import DAG, AirflowFailException, serialization_round_trip
+from harness import temp_leftovers
 
-from airflow_provider_conpeek import tempfiles
 from airflow_provider_conpeek.exceptions import (
     ConpeekConfigError,
     ConpeekPagingError,
@@ -59,20 +58,6 @@ def window(start: str, end: str, prop: str = "created_date") -> list[dict[str, A
     ]
 
 
-@pytest.fixture
-def tmpdir_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Route the operator's temporary files into a directory the test can inspect."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
-
-
-def leftovers(tmp: Path) -> list[Path]:
-    """What the operator left in the temp dir: anything but its (empty) own directory."""
-    root = tempfiles.root_dir()
-    assert root.parent == tmp
-    return [p for p in tmp.iterdir() if p != root] + (list(root.iterdir()) if root.exists() else [])
-
-
 def test_extracts_exactly_the_interval(
     airflow_connections: Any, s3_server: Any, s3_bucket: str, tmpdir_watch: Path
 ) -> None:
@@ -96,7 +81,7 @@ def test_extracts_exactly_the_interval(
         "etag": s3_server.client().head_object(Bucket=s3_bucket, Key="out/day.jsonl.gz")["ETag"],
     }
     assert json.loads(json.dumps(result)) == result  # XCom-safe
-    assert leftovers(tmpdir_watch) == []  # temp files cleaned up
+    assert temp_leftovers(tmpdir_watch) == []  # temp files cleaned up
 
 
 def test_adjacent_windows_partition_the_records(
@@ -181,7 +166,7 @@ def test_failure_mid_extract_leaves_nothing(
     with pytest.raises(ConpeekPagingError, match="Malformed"):
         make(s3_bucket).execute(context())
     assert s3_server.keys(s3_bucket) == []
-    assert leftovers(tmpdir_watch) == []
+    assert temp_leftovers(tmpdir_watch) == []
 
 
 def test_rejected_request_leaves_nothing(
@@ -221,7 +206,7 @@ def test_s3_down_fails_and_cleans_up(
     )
     with pytest.raises(Exception):  # noqa: B017, PT011 - botocore's own connection error
         make(s3_bucket).execute(context())
-    assert leftovers(tmpdir_watch) == []
+    assert temp_leftovers(tmpdir_watch) == []
 
 
 def test_window_in_the_future_warns(

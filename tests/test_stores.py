@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,8 +23,8 @@ import pendulum
 import pyarrow.parquet as pq
 import pytest
 from airflow_compat import dag_bag, run_dag_test
+from harness import temp_leftovers
 
-from airflow_provider_conpeek import tempfiles
 from airflow_provider_conpeek.destination import ObjectStamp, normal_metadata
 from airflow_provider_conpeek.exceptions import ConpeekConfigError
 from airflow_provider_conpeek.objectwrite import ExtractCancelled
@@ -157,18 +156,6 @@ def store(
     return made
 
 
-@pytest.fixture
-def tmpdir_watch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The operator's temporary files go here, for the test to look at."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    return tmp_path
-
-
-def leftovers(tmp: Path) -> list[Path]:
-    root = tempfiles.root_dir()
-    return [p for p in tmp.iterdir() if p != root] + (list(root.iterdir()) if root.exists() else [])
-
-
 def test_each_store_gets_the_window_in_both_formats_and_reruns_rewrite_the_same_bytes(
     store: Store,
     conpeek_sandbox: Any,
@@ -220,7 +207,7 @@ def test_each_store_gets_the_window_in_both_formats_and_reruns_rewrite_the_same_
     store.make("day.parquet", file_format="parquet").execute(DAY)
     assert {key: store.read(key) for key in before} == before
     assert store.keys() == ["day.jsonl.gz", "day.parquet"]
-    assert leftovers(tmpdir_watch) == []
+    assert temp_leftovers(tmpdir_watch) == []
 
 
 def test_each_store_is_checked_before_the_first_conpeek_request(
@@ -280,7 +267,7 @@ def test_a_killed_extract_leaves_no_object_and_no_temporary_file(
         operator.execute(DAY)
     assert len(delays) >= 3
     assert store.keys() == []
-    assert leftovers(tmpdir_watch) == []
+    assert temp_leftovers(tmpdir_watch) == []
 
 
 @pytest.mark.e2e
