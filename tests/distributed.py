@@ -47,7 +47,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import AIRFLOW, AirflowHome
+from harness import AIRFLOW, AirflowHome, get_or_none
 from processes import Process, free_port, wait_for
 
 # Where the provider keeps an extract's temporary files, under the temp dir of the process
@@ -435,14 +435,7 @@ class CeleryDeployment:
 
     def get(self, path: str) -> Any:
         """GET, or None on 404 and on a momentary failure (the caller polls again)."""
-        try:
-            return self.api("GET", path)
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404 or exc.code >= 500:
-                return None
-            raise
-        except (urllib.error.URLError, OSError):
-            return None
+        return get_or_none(self.api, path)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 300) -> Any:
         """Wait until the DAG processor has parsed ``dag_id``; raise on an import error."""

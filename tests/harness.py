@@ -276,3 +276,35 @@ def temp_leftovers(tmp: Path) -> list[Path]:
     root = tempfiles.root_dir()
     assert root.parent == tmp
     return [p for p in tmp.iterdir() if p != root] + (list(root.iterdir()) if root.exists() else [])
+
+
+# Each window's first one-record probe (the sensor's first poke) finds nothing, so the
+# sensor must defer; the trigger's first poll then finds the records. (The scheduler and
+# distributed tests' sandbox.)
+def late_data() -> Any:
+    """A sandbox ``FaultConfig`` under which every window's first one-record probe is empty."""
+    from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule
+
+    return FaultConfig(rules=[FaultRule("empty", limits=[1], first=1, per_filter=True)])
+
+
+def window_filters(day: Any) -> list[dict[str, Any]]:
+    """The ``created_date`` filters of the UTC day starting at ``day`` (a pendulum DateTime)."""
+    fmt = "YYYY-MM-DD HH:mm:ss"
+    return [
+        {"property": "created_date", "operator": "gte", "value": day.format(fmt)},
+        {"property": "created_date", "operator": "lt", "value": day.add(days=1).format(fmt)},
+    ]
+
+
+def get_or_none(api: Any, path: str) -> Any:
+    """``api("GET", path)``, or None on 404 and on a momentary failure (the caller polls
+    again)."""
+    try:
+        return api("GET", path)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 or exc.code >= 500:
+            return None
+        raise
+    except (urllib.error.URLError, OSError):
+        return None

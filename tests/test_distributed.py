@@ -40,10 +40,10 @@ from distributed import (
     most_at_once,
     split_interval,
 )
-from harness import S3Server
+from harness import S3Server, late_data, window_filters
 from processes import wait_for
 
-from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
+from airflow_provider_conpeek.testing.sandbox import SandboxServer
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(2400)]  # > the waits' guards
 
@@ -61,17 +61,8 @@ SPLIT_PARTS = 4  # the example's
 POOL, POOL_SLOTS = "conpeek_api", 2  # the example's pool, as its docstring creates it
 SPLIT_PREFIX = "conpeek/voice_campaign_request_summary_parts/{day:%Y%m%dT%H%M%S}"
 
-# Each window's first one-record probe (the sensor's first poke) finds nothing, so the
-# sensor must defer; the trigger's first poll then finds the records.
-LATE_DATA = FaultConfig(rules=[FaultRule("empty", limits=[1], first=1, per_filter=True)])
-
-
-def window_filters(day: pendulum.DateTime) -> list[dict[str, Any]]:
-    fmt = "YYYY-MM-DD HH:mm:ss"
-    return [
-        {"property": "created_date", "operator": "gte", "value": day.format(fmt)},
-        {"property": "created_date", "operator": "lt", "value": day.add(days=1).format(fmt)},
-    ]
+# The sensor's first poke of each window finds nothing: it must defer (harness.late_data).
+LATE_DATA = late_data()
 
 
 @pytest.fixture

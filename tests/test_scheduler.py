@@ -37,10 +37,10 @@ from typing import Any
 
 import pendulum
 import pytest
-from harness import AirflowHome
+from harness import AirflowHome, get_or_none, late_data, window_filters
 from processes import free_port, wait_for
 
-from airflow_provider_conpeek.testing.sandbox import FaultConfig, FaultRule, SandboxServer
+from airflow_provider_conpeek.testing.sandbox import SandboxServer
 
 pytestmark = [pytest.mark.scheduler, pytest.mark.timeout(900)]
 
@@ -58,17 +58,8 @@ RUNS_TIMEOUT = 600.0  # Airflow 2.11 runs one task at a time, each a fresh proce
 BAD_STATES = {"failed", "up_for_retry", "upstream_failed", "removed"}
 
 
-# Each window's first one-record probe (the sensor's first poke) finds nothing, so the
-# sensor must defer; the trigger's first poll then finds the records.
-LATE_DATA = FaultConfig(rules=[FaultRule("empty", limits=[1], first=1, per_filter=True)])
-
-
-def window_filters(day: pendulum.DateTime) -> list[dict[str, Any]]:
-    fmt = "YYYY-MM-DD HH:mm:ss"
-    return [
-        {"property": "created_date", "operator": "gte", "value": day.format(fmt)},
-        {"property": "created_date", "operator": "lt", "value": day.add(days=1).format(fmt)},
-    ]
+# The sensor's first poke of each window finds nothing: it must defer (harness.late_data).
+LATE_DATA = late_data()
 
 
 def dag_source(days: list[pendulum.DateTime]) -> str:
@@ -126,15 +117,7 @@ def airflow(
 
 
 def _get(home: AirflowHome, path: str) -> Any:
-    """GET, or None on 404 and on a momentary failure (the caller polls again)."""
-    try:
-        return home.api("GET", path)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404 or exc.code >= 500:
-            return None
-        raise
-    except (urllib.error.URLError, OSError):
-        return None
+    return get_or_none(home.api, path)
 
 
 def test_three_scheduled_runs_defer_and_extract(
