@@ -254,18 +254,13 @@ class AzureBlobDestination(ObjectDestination):
     # -- the write ---------------------------------------------------------------------------
 
     def _refusal(self, exc: BaseException) -> Refusal | None:
-        from azure.core.exceptions import (
-            ResourceExistsError,
-            ResourceModifiedError,
-            ResourceNotFoundError,
-        )
+        from azure.core.exceptions import ResourceNotFoundError
 
-        status, code = _status(exc)
-        if (
-            isinstance(exc, ResourceExistsError | ResourceModifiedError)
-            or status == 412
-            or code in PRECONDITION_CODES
-        ):
+        # By error code only: a 409 or 412 for another reason (a lease held on the blob, an
+        # immutability policy, an archived blob) is no refused condition: deciding again
+        # would upload the whole file again for nothing, then fail with the same error.
+        _, code = _status(exc)
+        if code in PRECONDITION_CODES:
             return "precondition"
         if isinstance(exc, ResourceNotFoundError) and self.condition.if_match is not None:
             return "gone"

@@ -1,8 +1,9 @@
 """Render ``docs/benchmarks.json`` (written by ``dev/bench.py``) as reStructuredText.
 
 The output, ``docs/benchmarks_results.inc``, is included by ``docs/benchmarks.rst`` under its
-"Results" section, so its own sections use ``~`` underlines. The formats section is also
-written alone, without its heading, as ``docs/formats_results.inc`` for ``docs/formats.rst``. Only numbers and the sentences
+"Results" section, so its own sections use ``~`` underlines. The formats section is
+also written alone, without its heading, as ``docs/formats_results.inc`` (for
+``docs/formats.rst``). Only numbers and the sentences
 that carry them are generated; what the benchmark does and why is written in
 ``docs/benchmarks.rst``. ``make bench`` renders after measuring; to re-render by hand::
 

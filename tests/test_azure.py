@@ -409,10 +409,29 @@ def test_refusals_are_classified(azurite: AzuriteServer) -> None:
         ResourceNotFoundError,
     )
 
+    def error(cls: type[HttpResponseError], code: str, status: int) -> HttpResponseError:
+        """An SDK error as azure-storage-blob raises it: with the service's error code."""
+        exc = cls(code)
+        exc.error_code = code  # type: ignore[attr-defined]
+        exc.status_code = status
+        return exc
+
     destination = dest(azurite, "any")
     destination.condition = WriteCondition(if_none_match=True)
-    assert destination._refusal(ResourceExistsError("BlobAlreadyExists")) == "precondition"
-    assert destination._refusal(ResourceModifiedError("ConditionNotMet")) == "precondition"
+    refused = [
+        error(ResourceExistsError, "BlobAlreadyExists", 409),
+        error(ResourceModifiedError, "ConditionNotMet", 412),
+        error(HttpResponseError, "InvalidBlockList", 400),
+    ]
+    assert [destination._refusal(exc) for exc in refused] == ["precondition"] * 3
+    # A 409 or 412 for another reason is no refused condition (deciding again would upload
+    # the whole file again for nothing).
+    other = [
+        error(ResourceModifiedError, "LeaseIdMissing", 412),
+        error(ResourceExistsError, "BlobImmutableDueToPolicy", 409),
+        error(ResourceExistsError, "LeaseAlreadyPresent", 409),
+    ]
+    assert [destination._refusal(exc) for exc in other] == [None] * 3
     assert destination._refusal(ResourceNotFoundError("gone")) is None  # not an If-Match write
     assert destination._refusal(HttpResponseError("boom")) is None
     assert destination._refusal(ValueError("412")) is None
@@ -460,8 +479,11 @@ def test_a_multi_block_upload_streams_the_file_block_by_block(
     assert sum("comp=blocklist" in c and c.startswith("PUT") for c in calls) == 1
 
 
-def test_a_block_is_read_from_disk_in_small_reads(tmp_path: Path) -> None:
-    """The HTTP client reads a block a few KiB at a time: never the whole block in memory."""
+def test_a_block_part_reads_its_slice_of_the_file_and_stops_once_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A block is read from the file as the HTTP client asks (here 16 KiB at a time), just
+    its slice, and a cancel stops it mid-block."""
     path = tmp_path / "data"
     path.write_bytes(pattern(256 * KIB))
     owner = AzureBlobDestination(_NoService(), "c", "b")
@@ -477,7 +499,7 @@ def test_a_block_is_read_from_disk_in_small_reads(tmp_path: Path) -> None:
         part = Counting(f, 64 * KIB, 128 * KIB, 256 * KIB, owner)
         chunks = iter(lambda: part.read(16 * KIB), b"")
         assert b"".join(chunks) == pattern(256 * KIB)[64 * KIB : 192 * KIB]
-    assert max(reads) == 16 * KIB
+    assert reads[:-1] == [16 * KIB] * 8  # never more than asked for
     owner.cancel.set()
     with path.open("rb") as f, pytest.raises(ExtractCancelled):
         Counting(f, 0, 10, 256 * KIB, owner).read(5)
@@ -681,6 +703,18 @@ def test_wasb_service_shows_no_secret_of_a_bad_connection(
     assert "AccountKey" not in str(info.value)
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__
+    assert secret not in caplog.text
+    # An SDK whose own error quotes the connection string: still not shown.
+    from azure.storage.blob import BlobServiceClient
+
+    def quoting(conn_str: str, **kwargs: Any) -> Any:
+        raise ValueError(f"Invalid connection string: {conn_str}")
+
+    monkeypatch.setattr(BlobServiceClient, "from_connection_string", staticmethod(quoting))
+    with pytest.raises(ConpeekConfigError, match="'wasb_broken'") as info:
+        wasb_service("wasb_broken", "VoiceCampaignSummaryToAzureOperator")
+    assert secret not in str(info.value)
+    assert info.value.__cause__ is None
     assert secret not in caplog.text
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -203,9 +204,15 @@ def test_each_store_gets_the_window_in_both_formats_and_reruns_rewrite_the_same_
     assert sum(count for _, count in from_parquet) == len(expected)
 
     before = {key: store.read(key) for key in ("day.jsonl.gz", "day.parquet")}
+
+    def writers() -> list[str]:  # the extract that wrote each object (a random id per run)
+        return [normal_metadata(store.metadata(key))["conpeek-write-id"] for key in before]
+
+    first_writers = writers()
     store.make("day.jsonl.gz").execute(DAY)  # a rerun of the same interval
     store.make("day.parquet", file_format="parquet").execute(DAY)
-    assert {key: store.read(key) for key in before} == before
+    assert all(a != b for a, b in zip(writers(), first_writers, strict=True))  # rewritten...
+    assert {key: store.read(key) for key in before} == before  # ...with the same bytes
     assert store.keys() == ["day.jsonl.gz", "day.parquet"]
     assert temp_leftovers(tmpdir_watch) == []
 
@@ -295,3 +302,52 @@ def test_the_gcs_and_azure_example_dag_runs_through_airflow(
     path.write_bytes(gcs.read(name + ".parquet"))
     created = pq.read_table(path).column("created_date").to_pylist()
     assert created == [r["created_date"] for r in expected]
+
+
+def store_asset(store: Store, prefix: str) -> Any:
+    """The store's asset for ``prefix`` (the Azure account is Azurite's)."""
+    from airflow_provider_conpeek.lineage import azure_blob_asset, gcs_asset, s3_asset
+
+    if store.name == "azure":
+        return azure_blob_asset("devstoreaccount1", store.bucket, prefix)
+    return {"s3": s3_asset, "gcs": gcs_asset}[store.name](store.bucket, prefix)
+
+
+def test_each_store_names_its_object_in_asset_events_and_openlineage(
+    store: Store, conpeek_sandbox: Any
+) -> None:
+    from types import SimpleNamespace
+
+    from airflow_compat import AIRFLOW_3
+
+    if store.name == "azure" and not AIRFLOW_3:
+        with pytest.raises(ConpeekConfigError, match="drops the container"):
+            store_asset(store, "conpeek")  # a 2.11 Dataset would lose the container
+        return
+    outlet = store_asset(store, "conpeek")
+    operator = store.make("conpeek/day.jsonl.gz", outlets=[outlet])
+    events: dict[Any, Any] = {}
+
+    class OutletEvents(dict[Any, Any]):
+        def __missing__(self, key: Any) -> Any:
+            events[key] = SimpleNamespace(extra=None)
+            return events[key]
+
+    result = operator.execute({**DAY, "outlet_events": OutletEvents()})
+    uri = result[store.uri_key]
+    assert uri.startswith(outlet.uri + "/")
+    assert uri.endswith("/conpeek/day.jsonl.gz")
+    assert events[outlet].extra["uri"] == uri
+    assert events[outlet].extra["records"] == result["records"]
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    (output,) = lineage.outputs
+    assert f"{output.namespace}/{output.name}" == uri
+    assert output.outputFacets["outputStatistics"].rowCount == result["records"]
+
+    # An outlet of the same store that does not contain the object: refused, naming it,
+    # before any Conpeek request.
+    requests = len(conpeek_sandbox.request_log)
+    elsewhere = store_asset(store, "somewhere/else")
+    with pytest.raises(ConpeekConfigError, match=f"does not contain {re.escape(uri)}"):
+        store.make("conpeek/day.jsonl.gz", outlets=[elsewhere]).execute(DAY)
+    assert len(conpeek_sandbox.request_log) == requests

@@ -401,6 +401,7 @@ class VoiceCampaignSummaryToGCSOperator(VoiceCampaignSummaryToObjectOperator):
         ``{{ data_interval_start | ts_nodash }}``; ends in ``.gz`` exactly when
         ``compression="gzip"``, in ``.parquet`` with ``file_format="parquet"``.
     :param gcp_conn_id: the Google Cloud connection used by ``GCSHook``; it must exist.
+        ``None`` uses Google's default credentials (environment, metadata server) on purpose.
     :param impersonation_chain: a service account to impersonate (or a chain of them), as
         every Google operator takes it (templated).
     {COMMON}
@@ -435,7 +436,7 @@ class VoiceCampaignSummaryToGCSOperator(VoiceCampaignSummaryToObjectOperator):
         *,
         bucket_name: str,
         object_name: str,
-        gcp_conn_id: str = "google_cloud_default",
+        gcp_conn_id: str | None = "google_cloud_default",
         impersonation_chain: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
