@@ -80,12 +80,13 @@ def azure_blob_asset(account: str, container: str, prefix: str = "") -> Any:
     _check_asset_part("azure_blob_asset", "account", account, prefix)
     _check_asset_part("azure_blob_asset", "container", container, prefix)
     asset = _asset("wasb", f"{container.strip()}@{account.strip()}", prefix)
-    if "@" not in str(asset.uri):  # Airflow 2.11's Dataset drops a URI's user part
+    if "@" not in str(asset.uri):  # Airflow 2.11's Dataset and 3.0's Asset drop it
         raise ConpeekConfigError(
             f"azure_blob_asset({account!r}, {container!r}, {prefix!r}): this Airflow's "
             f"Dataset drops the container from wasb://{container}@{account}/... (it keeps "
             f"{asset.uri}), so events of different containers would mix. Azure outlets need "
-            "Airflow 3; on 2.11, declare no Azure outlet (the XCom names the blob)."
+            "Airflow 3.1 or later (2.11's Datasets and 3.0's Assets drop it); declare no "
+            "Azure outlet here (the XCom names the blob)."
         )
     return asset
 
